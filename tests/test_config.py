@@ -1,0 +1,104 @@
+"""Strict config loading: every bad config stops with an error naming the key and the file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from wildamp import paths
+from wildamp.config import ConfigError, load_config, save_effective_config
+
+SMOKE = paths.CONFIGS_DIR / "smoke.yaml"
+FULL = paths.CONFIGS_DIR / "ppo_amass_training.yaml"
+
+
+def _raw() -> dict:
+    return yaml.safe_load(SMOKE.read_text())
+
+
+def _set(d: dict, dotted: str, value) -> None:
+    keys = dotted.split(".")
+    for k in keys[:-1]:
+        d = d[k]
+    d[keys[-1]] = value
+
+
+def _del(d: dict, dotted: str) -> None:
+    keys = dotted.split(".")
+    for k in keys[:-1]:
+        d = d[k]
+    del d[keys[-1]]
+
+
+# (description, mutation, words the message must contain)
+BAD = [
+    ("unknown top-level key", lambda d: d.update(bogus=1), ["bogus"]),
+    ("unknown nested key", lambda d: _set(d, "amp.discriminator_hiden", [8]), ["amp.discriminator_hiden"]),
+    ("missing required key", lambda d: _del(d, "reward_weights.feet_slip"), ["reward_weights.feet_slip", "missing"]),
+    ("missing section", lambda d: _del(d, "features"), ["features", "missing"]),
+    ("wrong type: string for float", lambda d: _set(d, "trainer.lr", "fast"), ["trainer.lr", "number"]),
+    ("wrong type: int for bool", lambda d: _set(d, "amp.enabled", 1), ["amp.enabled", "true/false"]),
+    ("wrong type: float for int", lambda d: _set(d, "trainer.num_envs", 16.5), ["trainer.num_envs", "integer"]),
+    ("out of range probability", lambda d: _set(d, "amp.replay_buffer_ratio", 1.5), ["amp.replay_buffer_ratio", "out of range"]),
+    ("out of range: zero sim_dt", lambda d: _set(d, "env.sim_dt", 0.0), ["env.sim_dt", "out of range"]),
+    ("bad literal", lambda d: _set(d, "amp.objective", "lsgan"), ["amp.objective", "lsgan_01"]),
+    ("inverted range", lambda d: _set(d, "env.command.forward_range", [0.4, 0.1]), ["env.command.forward_range"]),
+    ("ctrl_dt not a multiple of sim_dt", lambda d: _set(d, "env.sim_dt", 0.003), ["ctrl_dt", "sim_dt"]),
+    ("minibatches do not divide batch", lambda d: _set(d, "trainer.num_minibatches", 7), ["trainer.num_minibatches"]),
+    ("unknown feature group", lambda d: _set(d, "features.drop_groups", ["elbows"]), ["features.drop_groups", "elbows"]),
+    ("NaN value", lambda d: _set(d, "amp.weight", float("nan")), ["amp.weight", "finite"]),
+]
+
+
+@pytest.mark.parametrize("desc,mutate,words", BAD, ids=[b[0] for b in BAD])
+def test_bad_config_is_rejected_naming_key_and_file(tmp_path: Path, desc, mutate, words):
+    raw = _raw()
+    mutate(raw)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError) as e:
+        load_config(bad)
+    msg = str(e.value)
+    assert str(bad) in msg, msg
+    for w in words:
+        assert w in msg, f"{desc}: {w!r} not in {msg!r}"
+
+
+def test_shipped_configs_load():
+    for p in (SMOKE, FULL):
+        cfg = load_config(p)
+        assert cfg.version and cfg.version_name
+    assert load_config(FULL).trainer.num_envs >= 8192
+
+
+def test_overrides_are_validated():
+    cfg = load_config(SMOKE, ["amp.weight=0.5", "networks.policy_hidden=[8, 8]"])
+    assert cfg.amp.weight == 0.5 and cfg.networks.policy_hidden == (8, 8)
+    with pytest.raises(ConfigError, match="amp.wieght"):
+        load_config(SMOKE, ["amp.wieght=0.5"])
+    with pytest.raises(ConfigError, match="amp.weight"):
+        load_config(SMOKE, ["amp.weight=heavy"])
+
+
+def test_effective_config_round_trips(tmp_path: Path):
+    cfg = load_config(SMOKE, ["trainer.seed=7"])
+    out = save_effective_config(cfg, tmp_path)
+    assert load_config(out) == cfg
+
+
+def test_cli_exit_status_and_message_for_bad_config(tmp_path: Path):
+    raw = _raw()
+    _set(raw, "trainer.lr", "fast")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(raw))
+    r = subprocess.run([sys.executable, "-m", "wildamp.cli", "config", "check", str(bad)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "trainer.lr" in r.stderr and str(bad) in r.stderr
+    ok = subprocess.run([sys.executable, "-m", "wildamp.cli", "config", "check", str(SMOKE)],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr

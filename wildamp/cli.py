@@ -1,0 +1,154 @@
+"""`wildamp …` command line: thin wrappers over the package modules.
+
+Imports are local to each command so that `wildamp --help` and config checks start fast.
+Exit status: 0 success, 1 a check failed (e.g. an infeasible clip), 2 bad input (config, files).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Callable, Sequence
+
+
+def _add_set(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a config value (repeatable); validated like the file")
+
+
+def _cmd_robot_config(a: argparse.Namespace) -> int:
+    from wildamp.robot import robot_config_main
+    return robot_config_main(a.model, a.out)
+
+
+def _cmd_config_check(a: argparse.Namespace) -> int:
+    from wildamp.config import load_config
+    cfg = load_config(a.config, a.overrides)
+    print(f"{a.config}: OK (version {cfg.version} '{cfg.version_name}')")
+    return 0
+
+
+def _cmd_ref_generate(a: argparse.Namespace) -> int:
+    from wildamp.reference.generator import generate_main
+    speeds = [float(s) for s in a.speeds.split(",")] if a.speeds else None
+    return generate_main(a.out, write_gmr_dir=a.gmr_dir, speeds=speeds)
+
+
+def _cmd_ref_convert(a: argparse.Namespace) -> int:
+    from wildamp.reference.gmr import convert_gmr_main
+    return convert_gmr_main(a.files, a.robot_config, a.out)
+
+
+def _cmd_ref_check(a: argparse.Namespace) -> int:
+    from wildamp.reference.feasibility import check_main
+    return check_main(a.dataset, a.out)
+
+
+def _cmd_diagnose_features(a: argparse.Namespace) -> int:
+    from wildamp.diagnose import diagnose_features_main
+    return diagnose_features_main(a.ref, a.other, out=a.out, config=a.config)
+
+
+def _cmd_train(a: argparse.Namespace) -> int:
+    from wildamp.train import train_main
+    return train_main(config=a.config, overrides=a.overrides, run_dir=a.run_dir, resume=a.resume,
+                      no_amp=a.no_amp, iterations=a.iterations)
+
+
+def _cmd_eval(a: argparse.Namespace) -> int:
+    from wildamp.evaluate import eval_main
+    return eval_main(a.run_dir, video=a.video, checkpoint=a.checkpoint, out=a.out,
+                     overrides=a.overrides)
+
+
+def _cmd_bench(a: argparse.Namespace) -> int:
+    from wildamp import bench
+    return bench.bench_main(a.what, num_envs=a.envs, out=a.out, config=a.config,
+                            overrides=a.overrides, steps=a.steps)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="wildamp", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    rc = sub.add_parser("robot-config", help="generate robot_config.yaml from an MJCF model")
+    rc.add_argument("model")
+    rc.add_argument("--out", default=None, help="default: assets/robot_config.yaml")
+    rc.set_defaults(fn=_cmd_robot_config)
+
+    cfg = sub.add_parser("config", help="config utilities").add_subparsers(dest="sub", required=True)
+    chk = cfg.add_parser("check", help="validate a config file strictly")
+    chk.add_argument("config")
+    _add_set(chk)
+    chk.set_defaults(fn=_cmd_config_check)
+
+    ref = sub.add_parser("reference", help="reference motions").add_subparsers(dest="sub", required=True)
+    gen = ref.add_parser("generate", help="generate the embedded WildRobot walking gait")
+    gen.add_argument("--out", required=True)
+    gen.add_argument("--gmr-dir", default=None, help="also write each clip as a GMR pickle here")
+    gen.add_argument("--speeds", default=None, help="comma-separated forward speeds (m/s)")
+    gen.set_defaults(fn=_cmd_ref_generate)
+    conv = ref.add_parser("convert-gmr", help="convert GMR motion pickles to a dataset (.npz)")
+    conv.add_argument("files", nargs="+")
+    conv.add_argument("--robot-config", required=True)
+    conv.add_argument("--out", required=True)
+    conv.set_defaults(fn=_cmd_ref_convert)
+    rchk = ref.add_parser("check", help="feasibility gate: PD-track every clip in MuJoCo")
+    rchk.add_argument("dataset")
+    rchk.add_argument("--out", default=None, help="write the report as JSON")
+    rchk.set_defaults(fn=_cmd_ref_check)
+
+    diag = sub.add_parser("diagnose", help="diagnostics").add_subparsers(dest="sub", required=True)
+    df = diag.add_parser("features", help="per-channel separability (leak detector) of two feature sets")
+    df.add_argument("ref")
+    df.add_argument("other")
+    df.add_argument("--out", default=None)
+    df.add_argument("--config", default=None, help="config whose features section is used")
+    df.set_defaults(fn=_cmd_diagnose_features)
+
+    tr = sub.add_parser("train", help="train PPO (+AMP) in MJX")
+    tr.add_argument("--config", default=None,
+                    help="default: configs/ppo_amass_training.yaml on a GPU, configs/cpu.yaml otherwise")
+    _add_set(tr)
+    tr.add_argument("--run-dir", default=None)
+    tr.add_argument("--resume", default=None, metavar="RUN_DIR")
+    tr.add_argument("--no-amp", action="store_true", help="PPO baseline (amp.enabled=false)")
+    tr.add_argument("--iterations", type=int, default=None, help="override trainer.iterations")
+    tr.set_defaults(fn=_cmd_train)
+
+    ev = sub.add_parser("eval", help="deterministic evaluation (+ video) of a run's checkpoint")
+    ev.add_argument("run_dir")
+    ev.add_argument("--video", default=None, help="write an mp4 here")
+    ev.add_argument("--checkpoint", default="best", help="'best', 'latest' or a checkpoint dir")
+    ev.add_argument("--out", default=None, help="write the metrics as JSON")
+    _add_set(ev)
+    ev.set_defaults(fn=_cmd_eval)
+
+    b = sub.add_parser("bench", help="benchmarks writing JSON")
+    b.add_argument("what", choices=["physics", "env", "train"])
+    b.add_argument("--envs", type=int, default=256)
+    b.add_argument("--steps", type=int, default=None)
+    b.add_argument("--out", default=None)
+    b.add_argument("--config", default=None)
+    _add_set(b)
+    b.set_defaults(fn=_cmd_bench)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    args = build_parser().parse_args(argv)
+    from wildamp.config import ConfigError
+    try:
+        return int(args.fn(args) or 0)
+    except ConfigError as e:
+        print(f"wildamp: config error: {e}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        print(f"wildamp: error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
