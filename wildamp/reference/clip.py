@@ -1,0 +1,336 @@
+"""Motion clips and motion datasets (the reference data wildamp trains against).
+
+A :class:`Clip` is one continuous motion: root position, root orientation (wxyz, unit,
+sign-continuous) and joint angles whose columns are named by ``joint_names`` (names, never
+positions). A :class:`MotionDataset` is a list of clips sharing one frame rate and one joint
+order; clip boundaries are kept so that no AMP transition ever spans two clips.
+
+Datasets are stored as ``.npz`` (``np.load(allow_pickle=False)`` reads them): the per-frame
+arrays of all clips concatenated, plus ``clip_starts``/``clip_lengths``, names, sources, per-clip
+metadata as JSON strings, ``joint_names``, ``fps`` and dataset metadata as a JSON string.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = ["Clip", "MotionDataset", "DATASET_FORMAT_VERSION"]
+
+# Bumped whenever the npz layout changes, so an old file is refused by name instead of misread.
+DATASET_FORMAT_VERSION = 1
+
+# A stored quaternion is "unit" if its norm is within this of 1 (float64 data, so this is loose
+# enough for float32 round trips and tight enough to catch unnormalised or garbage input).
+_UNIT_TOL = 1e-6
+
+
+def _check_json(obj: Any, what: str) -> str:
+    """Serialise ``obj`` to JSON or raise ValueError naming ``what``."""
+    try:
+        return json.dumps(obj, sort_keys=True)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{what} is not JSON-serialisable: {e}") from e
+
+
+@dataclass
+class Clip:
+    """One continuous motion sampled on a uniform time grid ``t_i = i / fps``.
+
+    Attributes:
+        name: unique name of the clip within its dataset.
+        fps: frame rate in Hz (> 0).
+        root_pos: (T, 3) float64 world position of the root body, metres.
+        root_quat: (T, 4) float64 root orientation, **wxyz**, unit norm, sign-continuous
+            (consecutive quaternions have a non-negative dot product).
+        joint_pos: (T, J) float64 joint angles in radians, columns in ``joint_names`` order.
+        joint_names: the J joint names (unique).
+        source: where the clip came from (a file path, "generator", ...).
+        meta: JSON-serialisable extra information (generator parameters, speed, ...).
+
+    Construction only coerces types (arrays to float64, names to a tuple); call
+    :meth:`validate` to check the invariants (``MotionDataset`` does so for every clip).
+    """
+
+    name: str
+    fps: float
+    root_pos: np.ndarray
+    root_quat: np.ndarray
+    joint_pos: np.ndarray
+    joint_names: tuple[str, ...]
+    source: str = ""
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.name = str(self.name)
+        self.fps = float(self.fps)
+        self.root_pos = np.asarray(self.root_pos, dtype=np.float64)
+        self.root_quat = np.asarray(self.root_quat, dtype=np.float64)
+        self.joint_pos = np.asarray(self.joint_pos, dtype=np.float64)
+        self.joint_names = tuple(str(n) for n in self.joint_names)
+        self.source = str(self.source)
+        self.meta = dict(self.meta)
+
+    @property
+    def num_frames(self) -> int:
+        """Number of frames T."""
+        return int(self.root_pos.shape[0])
+
+    @property
+    def duration(self) -> float:
+        """Time spanned by the clip in seconds, ``(T - 1) / fps`` (first to last frame)."""
+        return (self.num_frames - 1) / self.fps
+
+    @property
+    def num_joints(self) -> int:
+        """Number of joints J."""
+        return len(self.joint_names)
+
+    def validate(self) -> "Clip":
+        """Check every invariant; raise ValueError naming the clip and the problem.
+
+        Returns the clip itself so calls can be chained.
+        """
+        who = f"clip {self.name!r}"
+        if not self.name:
+            raise ValueError("clip has an empty name")
+        if not np.isfinite(self.fps) or self.fps <= 0:
+            raise ValueError(f"{who}: fps must be a finite positive number, got {self.fps}")
+        if len(set(self.joint_names)) != len(self.joint_names):
+            dups = sorted({n for n in self.joint_names if self.joint_names.count(n) > 1})
+            raise ValueError(f"{who}: duplicate joint names {dups}")
+        if len(self.joint_names) == 0:
+            raise ValueError(f"{who}: no joint names")
+        T = self.root_pos.shape[0] if self.root_pos.ndim >= 1 else 0
+        expected = {
+            "root_pos": (self.root_pos, (T, 3)),
+            "root_quat": (self.root_quat, (T, 4)),
+            "joint_pos": (self.joint_pos, (T, len(self.joint_names))),
+        }
+        for key, (arr, shape) in expected.items():
+            if arr.shape != shape:
+                raise ValueError(
+                    f"{who}: {key} has shape {arr.shape}, expected {shape} "
+                    f"(T={T} frames, {len(self.joint_names)} joints)"
+                )
+        if T < 2:
+            raise ValueError(f"{who}: needs at least 2 frames, has {T}")
+        for key, (arr, _) in expected.items():
+            bad = ~np.isfinite(arr)
+            if bad.any():
+                frame = int(np.argwhere(bad)[0, 0])
+                raise ValueError(f"{who}: {key} has non-finite values (first at frame {frame})")
+        norms = np.linalg.norm(self.root_quat, axis=-1)
+        off = np.abs(norms - 1.0)
+        if (off > _UNIT_TOL).any():
+            frame = int(np.argmax(off))
+            raise ValueError(
+                f"{who}: root_quat is not unit norm (frame {frame} has norm {norms[frame]:.6g})"
+            )
+        dots = np.sum(self.root_quat[1:] * self.root_quat[:-1], axis=-1)
+        if (dots < 0).any():
+            frame = int(np.argmax(dots < 0)) + 1
+            raise ValueError(
+                f"{who}: root_quat is not sign-continuous (sign flip at frame {frame}); "
+                "apply wildamp.quat.make_sign_continuous"
+            )
+        _check_json(self.meta, f"{who}: meta")
+        return self
+
+
+def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write an npz to ``path`` via a temporary file in the same directory and ``os.replace``,
+    so a crash never leaves a half-written dataset under the final name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        # Writing to the open file object stops np.savez from appending ".npz" to the name.
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+@dataclass
+class MotionDataset:
+    """Clips sharing one frame rate and one joint order, with clip boundaries kept.
+
+    Construction validates every clip and the shared ``fps``/``joint_names`` (ValueError
+    otherwise); a dataset has at least one clip and unique clip names.
+    """
+
+    clips: list[Clip]
+    joint_names: tuple[str, ...]
+    fps: float
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.clips = list(self.clips)
+        self.joint_names = tuple(str(n) for n in self.joint_names)
+        self.fps = float(self.fps)
+        self.metadata = dict(self.metadata)
+        self.validate()
+
+    def validate(self) -> "MotionDataset":
+        """Check every clip and the dataset-wide invariants; raise ValueError naming the problem."""
+        if not self.clips:
+            raise ValueError("motion dataset has no clips")
+        if len(set(self.joint_names)) != len(self.joint_names):
+            raise ValueError(f"motion dataset has duplicate joint names: {list(self.joint_names)}")
+        names = [c.name for c in self.clips]
+        if len(set(names)) != len(names):
+            dups = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(f"motion dataset has duplicate clip names {dups}")
+        for c in self.clips:
+            c.validate()
+            if c.fps != self.fps:
+                raise ValueError(
+                    f"clip {c.name!r}: fps {c.fps} differs from the dataset fps {self.fps} "
+                    "(resample it with wildamp.reference.resample.resample_clip)"
+                )
+            if c.joint_names != self.joint_names:
+                raise ValueError(
+                    f"clip {c.name!r}: joint_names {list(c.joint_names)} differ from the dataset "
+                    f"joint_names {list(self.joint_names)}"
+                )
+        _check_json(self.metadata, "motion dataset metadata")
+        return self
+
+    @property
+    def num_clips(self) -> int:
+        """Number of clips."""
+        return len(self.clips)
+
+    @property
+    def clip_names(self) -> tuple[str, ...]:
+        """Clip names in dataset order."""
+        return tuple(c.name for c in self.clips)
+
+    @property
+    def num_frames(self) -> int:
+        """Total number of frames over all clips."""
+        return sum(c.num_frames for c in self.clips)
+
+    def clip(self, name_or_index: str | int) -> Clip:
+        """Return a clip by name or by position; KeyError/IndexError naming what exists otherwise."""
+        if isinstance(name_or_index, (int, np.integer)) and not isinstance(name_or_index, bool):
+            i = int(name_or_index)
+            if not -len(self.clips) <= i < len(self.clips):
+                raise IndexError(f"clip index {i} out of range for {len(self.clips)} clips")
+            return self.clips[i]
+        for c in self.clips:
+            if c.name == name_or_index:
+                return c
+        raise KeyError(f"no clip named {name_or_index!r}; clips are {list(self.clip_names)}")
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the dataset to ``path`` as an npz (no pickled objects), atomically."""
+        self.validate()
+        lengths = np.array([c.num_frames for c in self.clips], dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        arrays = {
+            "format_version": np.array(DATASET_FORMAT_VERSION, dtype=np.int64),
+            "fps": np.array(self.fps, dtype=np.float64),
+            "joint_names": np.array(self.joint_names, dtype=np.str_),
+            "clip_names": np.array(self.clip_names, dtype=np.str_),
+            "clip_sources": np.array([c.source for c in self.clips], dtype=np.str_),
+            "clip_meta": np.array(
+                [_check_json(c.meta, f"clip {c.name!r}: meta") for c in self.clips], dtype=np.str_
+            ),
+            "clip_starts": starts,
+            "clip_lengths": lengths,
+            "root_pos": np.concatenate([c.root_pos for c in self.clips]),
+            "root_quat": np.concatenate([c.root_quat for c in self.clips]),
+            "joint_pos": np.concatenate([c.joint_pos for c in self.clips]),
+            "metadata": np.array(_check_json(self.metadata, "motion dataset metadata"), dtype=np.str_),
+        }
+        _atomic_savez(Path(path), arrays)
+
+    @classmethod
+    def load(
+        cls, path: str | os.PathLike, joint_names: Sequence[str] | None = None
+    ) -> "MotionDataset":
+        """Read a dataset written by :meth:`save`.
+
+        If ``joint_names`` is given (e.g. the model's joint order), the joint columns are
+        reordered to it by name; if the stored names are not the same set, ValueError lists
+        the missing and extra names.
+        """
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"motion dataset {path} does not exist")
+        with np.load(path, allow_pickle=False) as z:
+            required = [
+                "format_version", "fps", "joint_names", "clip_names", "clip_sources", "clip_meta",
+                "clip_starts", "clip_lengths", "root_pos", "root_quat", "joint_pos", "metadata",
+            ]
+            missing = [k for k in required if k not in z.files]
+            if missing:
+                raise ValueError(f"motion dataset {path}: missing arrays {missing}")
+            d = {k: z[k] for k in required}
+        version = int(d["format_version"])
+        if version != DATASET_FORMAT_VERSION:
+            raise ValueError(
+                f"motion dataset {path}: format_version {version}, this wildamp reads "
+                f"{DATASET_FORMAT_VERSION}"
+            )
+        stored = tuple(str(n) for n in d["joint_names"])
+        fps = float(d["fps"])
+        starts, lengths = d["clip_starts"], d["clip_lengths"]
+        total = int(d["root_pos"].shape[0])
+        if len(starts) != len(lengths) or len(starts) != len(d["clip_names"]):
+            raise ValueError(f"motion dataset {path}: clip index arrays have different lengths")
+        if len(lengths) and (int(starts[-1] + lengths[-1]) != total or (lengths < 0).any()):
+            raise ValueError(f"motion dataset {path}: clip_starts/clip_lengths do not cover the {total} frames")
+
+        # Column permutation from stored order to the requested order, by name.
+        order = np.arange(len(stored))
+        out_names = stored
+        if joint_names is not None:
+            want = tuple(str(n) for n in joint_names)
+            missing_names = [n for n in want if n not in stored]
+            extra_names = [n for n in stored if n not in want]
+            if missing_names or extra_names or len(want) != len(stored):
+                raise ValueError(
+                    f"motion dataset {path}: joint names do not match the requested joints; "
+                    f"missing from the dataset: {missing_names}; extra in the dataset: {extra_names}"
+                )
+            order = np.array([stored.index(n) for n in want])
+            out_names = want
+
+        clips = []
+        for i, name in enumerate(d["clip_names"]):
+            s, n = int(starts[i]), int(lengths[i])
+            try:
+                meta = json.loads(str(d["clip_meta"][i]))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"motion dataset {path}: clip {str(name)!r} meta is not JSON: {e}") from e
+            clips.append(
+                Clip(
+                    name=str(name),
+                    fps=fps,
+                    root_pos=d["root_pos"][s : s + n],
+                    root_quat=d["root_quat"][s : s + n],
+                    joint_pos=d["joint_pos"][s : s + n][:, order],
+                    joint_names=out_names,
+                    source=str(d["clip_sources"][i]),
+                    meta=meta,
+                )
+            )
+        try:
+            metadata = json.loads(str(d["metadata"]))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"motion dataset {path}: metadata is not JSON: {e}") from e
+        try:
+            return cls(clips=clips, joint_names=out_names, fps=fps, metadata=metadata)
+        except ValueError as e:
+            raise ValueError(f"motion dataset {path}: {e}") from e
