@@ -1,0 +1,83 @@
+"""Host-side discriminator health monitor carrying the seed's tuning guide.
+
+The guide is the "Discriminator Tuning Guide" of the seed CHANGELOG (v0.2.0 lessons, "Quick Reference").
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping, Optional
+
+TOO_STRONG_GUIDE = ("Discriminator too strong (seed tuning guide: disc_acc 0.95+): ↓ disc_lr, "
+                    "↓ update_steps, ↑ r1_gamma / ↑ input_noise_std. Also check that policy and reference "
+                    "features come from the same feature function (the seed's zero foot contacts gave "
+                    "disc_acc 1.00).")
+COLLAPSED_GUIDE = ("Discriminator collapsed (seed tuning guide: disc_acc ~0.50): ↑ disc_lr, ↑ update_steps, "
+                   "↓ r1_gamma. Healthy is disc_acc 0.6-0.8 with oscillation; don't over-handicap it.")
+REWARD_COLLAPSE_GUIDE = ("AMP reward collapsed: the discriminator calls every policy sample fake — treat as "
+                         "too strong: ↓ disc_lr, ↓ update_steps, ↑ r1_gamma / ↑ input_noise_std; check "
+                         "feature parity (contacts, frames, normalisation) between policy and reference.")
+
+
+def _finite(metrics: Mapping[str, object], key: str) -> float:
+    if key not in metrics:
+        raise KeyError(f"DiscHealthMonitor: metric {key!r} missing (have: {sorted(metrics)})")
+    v = float(metrics[key])   # accepts Python floats, numpy and jax scalars
+    if not math.isfinite(v):
+        raise FloatingPointError(f"DiscHealthMonitor: metric {key!r} is not finite ({v})")
+    return v
+
+
+class DiscHealthMonitor:
+    """Warns when disc_acc stays ≥ ``high`` or inside ``low_band`` for ``window`` consecutive
+    iterations, or when ``amp_reward_mean`` stays below ``reward_floor`` (None: not checked) as long.
+
+    A warning fires when a streak reaches ``window`` and again every further ``window`` iterations
+    while it lasts. Each warning carries the seed's tuning advice.
+    """
+
+    def __init__(self, window: int, high: float = 0.95, low_band: tuple[float, float] = (0.45, 0.55),
+                 reward_floor: Optional[float] = 0.05) -> None:
+        if window < 1:
+            raise ValueError(f"DiscHealthMonitor: window must be >= 1, got {window}")
+        if not low_band[0] < low_band[1] < high:
+            raise ValueError(f"DiscHealthMonitor: need low_band[0] < low_band[1] < high, "
+                             f"got {low_band}, {high}")
+        self.window = window
+        self.high = high
+        self.low_band = low_band
+        self.reward_floor = reward_floor
+        self.iteration = 0
+        self._streaks = {"too_strong": 0, "collapsed": 0, "reward": 0}
+
+    def update(self, metrics: Mapping[str, object]) -> list[str]:
+        """Feed one iteration's metrics (needs disc_acc, and amp_reward_mean if reward_floor is set)."""
+        self.iteration += 1
+        acc = _finite(metrics, "disc_acc")
+        conditions = {
+            "too_strong": acc >= self.high,
+            "collapsed": self.low_band[0] <= acc <= self.low_band[1],
+            "reward": (self.reward_floor is not None
+                       and _finite(metrics, "amp_reward_mean") < self.reward_floor),
+        }
+        warnings = []
+        for name, active in conditions.items():
+            self._streaks[name] = self._streaks[name] + 1 if active else 0
+            s = self._streaks[name]
+            if s and s % self.window == 0:
+                warnings.append(self._message(name, acc, metrics, s))
+        return warnings
+
+    def _message(self, name: str, acc: float, metrics: Mapping[str, object], streak: int) -> str:
+        where = f"iteration {self.iteration}, {streak} iterations in a row"
+        if name == "too_strong":
+            return f"[disc health] disc_acc={acc:.3f} >= {self.high} ({where}). {TOO_STRONG_GUIDE}"
+        if name == "collapsed":
+            # disc_acc ≈ 0.5 also when D puts *both* clouds on one side of the midpoint; the means tell.
+            means = "".join(f", {k}={float(metrics[k]):.3f}" for k in ("disc_real_mean", "disc_fake_mean")
+                            if k in metrics)
+            return (f"[disc health] disc_acc={acc:.3f} pinned in {list(self.low_band)}{means} ({where}). "
+                    f"{COLLAPSED_GUIDE}")
+        r = float(metrics["amp_reward_mean"])
+        return (f"[disc health] amp_reward_mean={r:.3f} < {self.reward_floor} ({where}). "
+                f"{REWARD_COLLAPSE_GUIDE}")
