@@ -1,0 +1,172 @@
+"""wildamp.diagnose: the per-channel leak detector and the fresh-classifier AUC (CPU).
+
+Reference samples are real AMP features (wildamp.features.dataset_samples with configs/smoke.yaml's
+features section) of two synthetic 4 s clips: every joint oscillating around home with its own
+amplitude, frequency and phase, the root moving forward, swaying and turning (independent of the
+gait generator, which has its own tests).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from wildamp import diagnose as D
+from wildamp import features as F
+from wildamp import quat
+from wildamp.config import load_config
+from wildamp.physics import make_mjx_model
+from wildamp.reference.clip import Clip, MotionDataset
+from wildamp.robot import load_model, load_robot_spec
+
+
+def oscillation_clip(spec, name: str, seed: int, seconds: float = 4.0, fps: float = 50.0) -> Clip:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * fps) + 1) / fps
+    lo, hi = spec.joint_ranges[:, 0], spec.joint_ranges[:, 1]
+    half = 0.5 * (hi - lo)
+    centre = spec.home_joint_pos
+    amp = rng.uniform(0.02, 0.08, len(lo)) * half
+    f = rng.uniform(0.5, 2.0, len(lo))
+    ph = rng.uniform(0, 2 * np.pi, len(lo))
+    joints = np.clip(centre + amp * np.sin(2 * np.pi * f * t[:, None] + ph), lo, hi)
+    # Small root motion so that the feet stay near the floor (the contacts are not constant).
+    root = np.stack([0.01 * np.sin(np.pi * t), 0.01 * np.sin(2 * np.pi * t),
+                     0.469 + 0.005 * np.sin(4 * np.pi * t)], -1)
+    q = quat.multiply(quat.quat_from_yaw(0.1 * t), quat.from_axis_angle(
+        np.broadcast_to(np.array([1.0, 0.0, 0.0]), (len(t), 3)), 0.05 * np.sin(2 * np.pi * t)))
+    return Clip(name, fps, root, q, joints, spec.joint_names, source="tests/test_diagnose.py")
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    model = load_model("assets/scene.xml")
+    spec = load_robot_spec("assets/robot_config.yaml", model)
+    cfg = load_config("configs/smoke.yaml")
+    ds = MotionDataset([oscillation_clip(spec, "osc_a", 0), oscillation_clip(spec, "osc_b", 1)],
+                       spec.joint_names, 50.0)
+    path = tmp_path_factory.mktemp("diag") / "ref.npz"
+    ds.save(path)
+    samples, clip_index = F.dataset_samples(ds, model, spec, cfg.features, mjx_model=make_mjx_model(model))
+    names = F.FeatureLayout.build(spec, cfg.features).sample_channel_names()
+    return samples, names, path
+
+
+def test_channel_auc_is_the_pairwise_probability_with_ties():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 4, size=(37, 2)).astype(float)   # many ties
+    b = rng.integers(1, 5, size=(23, 2)).astype(float)
+    brute = [np.mean([(y > x) + 0.5 * (y == x) for x in a[:, j] for y in b[:, j]]) for j in range(2)]
+    np.testing.assert_allclose(D.channel_auc(a, b), brute, rtol=1e-12)
+    rep = D.separability(a, b, ["u", "v"], threshold=0.99)
+    assert [r.folded_auc for r in rep] == pytest.approx([0.5 + abs(x - 0.5) for x in brute])
+
+
+def test_planted_leak_is_flagged(reference):
+    samples, names, _ = reference
+    rng = np.random.default_rng(1)
+    perm = rng.permutation(len(samples))
+    ref, other = samples[perm[::2]], samples[perm[1::2]].copy()
+    j = names.index("root_height@t")
+    other[:, j] = 0.0  # one channel zeroed on one side only
+    report = D.diagnose(ref, other, names)
+    assert report.flagged == ["root_height@t"]
+    row = report.channels[j]
+    assert row.folded_auc > 0.99 and row.other_const_frac == 1.0 and row.ref_const_frac < 0.1
+    assert report.classifier_auc > 0.95
+    text = D.format_table(report)
+    assert text.splitlines()[2].startswith("root_height@t") and "LEAK" in text
+
+
+def test_zeros_for_contacts_bug_is_flagged(reference):
+    """DESIGN §6: the policy side sent zeros for the foot contacts."""
+    samples, names, _ = reference
+    half = len(samples) // 2
+    other = samples[half:].copy()
+    contact = [i for i, n in enumerate(names) if n.startswith("foot_contacts.")]
+    assert len(contact) == 8 and (samples[:, contact] > 0.1).mean(axis=0).min() > 0.2
+    other[:, contact] = 0.0
+    report = D.diagnose(samples[:half], other, names)
+    assert set(report.flagged) == {names[i] for i in contact}
+    # also when the reference's contacts are often near zero (soft contacts in swing), where the AUC
+    # alone can stay below the threshold: a constant on one side is flagged by itself
+    ref = samples[:half].copy()
+    ref[: len(ref) // 10, contact] = 0.0  # 10 % exact zeros in the reference → AUC ≈ 0.95
+    rep2 = D.diagnose(ref, other, names, threshold=0.99)
+    by = {c.name: c for c in rep2.channels}
+    assert set(rep2.flagged) == {names[i] for i in contact}
+    assert {by[names[i]].reason for i in contact} == {"constant on the other side"}
+    # the mirror case — constant in the reference only — is the normaliser's job: noted, not flagged
+    rep3 = D.diagnose(other, ref, names, threshold=0.99)
+    assert rep3.flagged == [] and {c.reason for c in rep3.channels if c.name in rep2.flagged} == {"reference constant"}
+
+
+def test_two_halves_of_one_dataset_are_not_flagged(reference):
+    samples, names, _ = reference
+    perm = np.random.default_rng(2).permutation(len(samples))
+    report = D.diagnose(samples[perm[::2]], samples[perm[1::2]], names)
+    assert report.flagged == []
+    assert max(c.folded_auc for c in report.channels) < 0.7
+    assert report.classifier_auc < 0.7
+
+
+def test_cli_on_dataset_and_feature_set(reference, tmp_path, capsys):
+    samples, names, ds_path = reference
+    other = samples.copy()
+    j = names.index("joint_pos.left_hip_roll@t-1")
+    other[:, j] += 0.5  # a policy that spreads its left leg
+    fs = tmp_path / "policy_features.npz"
+    D.save_feature_set(fs, other, names)
+    out = tmp_path / "report.json"
+    assert D.diagnose_features_main(ds_path, fs, out=out, config="configs/smoke.yaml") == 0
+    printed = capsys.readouterr().out
+    assert "joint_pos.left_hip_roll@t-1" in printed and "LEAK" in printed
+    rep = json.loads(out.read_text())
+    assert rep["flagged"] == ["joint_pos.left_hip_roll@t-1"] and len(rep["channels"]) == len(names)
+    D.save_feature_set(tmp_path / "short.npz", other[:, :10], names[:10])
+    with pytest.raises(ValueError, match="different feature channels"):
+        D.diagnose_features_main(ds_path, tmp_path / "short.npz")
+    with pytest.raises(ValueError, match="neither a feature set"):
+        np.savez(tmp_path / "junk.npz", x=np.zeros(3))
+        D.load_samples(tmp_path / "junk.npz")
+
+
+def test_contact_activity_finds_stuck_contacts(reference):
+    samples, names, _ = reference
+    acts = D.contact_activity(samples, names)
+    assert len(acts) == 8 and all(a.stuck is None for a in acts)  # the reference's feet come and go
+    policy = samples.copy()
+    lt = [i for i, n in enumerate(names) if n.startswith("foot_contacts.left")]
+    rt = [i for i, n in enumerate(names) if n.startswith("foot_contacts.right")]
+    policy[:, lt] = 0.0                                      # zeros-for-contacts
+    policy[:, rt] = np.maximum(policy[:, rt], 0.3)           # "always on" right foot (seed heuristic)
+    stuck = {a.name: a.stuck for a in D.contact_activity(policy, names)}
+    assert {stuck[names[i]] for i in lt} == {"never"} and {stuck[names[i]] for i in rt} == {"always"}
+    with pytest.raises(ValueError, match="foot_contacts"):
+        D.contact_activity(samples[:, :5], names[:5])
+
+
+def test_contact_agreement():
+    forces = np.array([[10.0, 0, 0, 3], [0, 0, 5, 5], [1, 1, 1, 1]])
+    est = np.array([[0.9, 0.0, 0.0, 0.0], [0.0, 0.0, 0.8, 0.9], [0.0, 0.0, 0.0, 0.0]])
+    a = D.contact_agreement(est, forces, force_threshold=2.0, on_threshold=0.5)
+    assert a["pad"] == pytest.approx(11 / 12) and a["foot"] == pytest.approx(5 / 6)
+    assert a["balanced"] == pytest.approx(0.5 * (3 / 4 + 8 / 8))
+    const = D.contact_agreement(np.ones((3, 4)), forces, 2.0, 0.5)
+    assert const["balanced"] == pytest.approx(0.5)
+
+
+def test_random_servo_rollouts_carry_real_contact_forces():
+    model = load_model("assets/scene.xml")
+    spec = load_robot_spec("assets/robot_config.yaml", model)
+    ids = F.FrameIds.from_model(model, spec)
+    still = D.random_servo_rollouts(model, spec, ids, episodes=1, seconds=1.0, ctrl_dt=0.02,
+                                    action_scale=0.5, amplitude=0.0)[0]
+    assert still.qpos.shape[0] == 51
+    mg = spec.total_mass * 9.81
+    assert np.asarray(still.contact_force)[-1].sum() == pytest.approx(mg, rel=0.02)  # stands on its pads
+    moving = D.random_servo_rollouts(model, spec, ids, episodes=2, seconds=1.0, ctrl_dt=0.02,
+                                     action_scale=0.5, amplitude=0.1, seed=3)
+    assert len(moving) == 2 and np.ptp(np.asarray(moving[0].qpos)[:, 7:], axis=0).max() > 0.02
