@@ -143,3 +143,99 @@ def write_json(result: dict[str, Any], path: str | os.PathLike) -> Path:
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(json.dumps(result, indent=2, sort_keys=False) + "\n")
     return p
+
+
+def _context() -> dict[str, Any]:
+    return {
+        "device": _device(),
+        "versions": _versions(),
+        "matmul_precision": str(jax.config.jax_default_matmul_precision),
+        "cpu_count": os.cpu_count(),
+        "machine": {"system": platform.system(), "machine": platform.machine(), "processor": platform.processor()},
+        "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _peak_device_memory() -> int | None:
+    stats = jax.devices()[0].memory_stats() or {}
+    return stats.get("peak_bytes_in_use")
+
+
+def bench_env(cfg: Any, num_envs: int, n_control_steps: int = 50, seed: int = 0) -> dict[str, Any]:
+    """Control steps/s of the full walking env (rewards, features, auto-reset) under random actions."""
+    from wildamp.env import WalkEnv
+
+    env = WalkEnv(cfg)
+    rng = jax.random.PRNGKey(seed)
+    state = jax.jit(jax.vmap(env.reset))(jax.random.split(rng, num_envs))
+
+    def rollout(state, rng):
+        def one(s, k):
+            a = jax.random.uniform(k, (num_envs, env.action_size), minval=-1.0, maxval=1.0)
+            return jax.vmap(env.step)(s, a), None
+        s, _ = jax.lax.scan(one, state, jax.random.split(rng, n_control_steps))
+        return s
+
+    t0 = time.perf_counter()
+    compiled = jax.jit(rollout).lower(state, rng).compile()
+    compile_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    out = compiled(state, rng)
+    jax.block_until_ready(out.obs)
+    run_s = time.perf_counter() - t0
+    if not np.isfinite(np.asarray(out.obs)).all():
+        raise RuntimeError("env bench: non-finite observations")
+    return {"benchmark": "env", "num_envs": num_envs, "n_control_steps": n_control_steps,
+            "sim_dt": cfg.env.sim_dt, "compile_s": compile_s, "run_s": run_s,
+            "control_steps_per_s": num_envs * n_control_steps / run_s,
+            "physics_steps_per_s": num_envs * n_control_steps * env.n_substeps / run_s,
+            "amp_features": True, **_context()}
+
+
+def bench_train(cfg: Any, calls: int = 2) -> dict[str, Any]:
+    """End-to-end training throughput (``training/sps``), compile time and peak device memory."""
+    from wildamp.train import Trainer, enable_compilation_cache
+
+    enable_compilation_cache()
+    trainer = Trainer.build(cfg)
+    state = trainer.init_state()
+    fn = trainer.make_train_fn()
+    t0 = time.perf_counter()
+    state, m = fn(state)
+    jax.block_until_ready(state.iteration)
+    first_s = time.perf_counter() - t0
+    times = []
+    for _ in range(max(1, calls)):
+        t0 = time.perf_counter()
+        state, m = fn(state)
+        jax.block_until_ready(state.iteration)
+        times.append(time.perf_counter() - t0)
+    per_call = min(times)
+    steps = cfg.trainer.num_envs * cfg.trainer.rollout_steps * cfg.trainer.iterations_per_call
+    sps = steps / per_call
+    return {"benchmark": "train", "amp_enabled": cfg.amp.enabled, "num_envs": cfg.trainer.num_envs,
+            "rollout_steps": cfg.trainer.rollout_steps,
+            "iterations_per_call": cfg.trainer.iterations_per_call, "sim_dt": cfg.env.sim_dt,
+            "first_call_s": first_s, "compile_s_estimate": max(first_s - per_call, 0.0),
+            "call_s": per_call, "training_sps": sps, "peak_device_memory_bytes": _peak_device_memory(),
+            **_context()}
+
+
+def bench_main(what: str, num_envs: int, out: str | None, config: str | None,
+               overrides: list[str], steps: int | None = None) -> int:
+    """`wildamp bench physics|env|train`: run one benchmark, print it, write JSON if asked."""
+    from wildamp.config import load_config
+
+    if what == "physics":
+        res = bench_physics(num_envs, n_control_steps=steps or 50)
+    else:
+        cfg = load_config(config or paths.CONFIGS_DIR / "smoke.yaml",
+                          list(overrides) + [f"trainer.num_envs={num_envs}"])
+        if what == "env":
+            res = bench_env(cfg, num_envs, n_control_steps=steps or 50)
+        else:
+            res = bench_train(cfg, calls=steps or 2)
+    print(json.dumps(res, indent=1))
+    if out:
+        print(f"→ {write_json(res, out)}")
+    return 0

@@ -138,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    from wildamp.viz import ensure_gl_backend
+    ensure_gl_backend()  # must precede the first mujoco import (headless rendering)
     args = build_parser().parse_args(argv)
     from wildamp.config import ConfigError
     try:

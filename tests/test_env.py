@@ -1,0 +1,116 @@
+"""MJX walking env: shapes, frames, terminations vs truncation, auto-reset, reward terms."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from wildamp import paths
+from wildamp.config import REWARD_TERMS, load_config
+from wildamp.env import WalkEnv, quat_from_yaw, quat_rotate_inv
+
+N = 4
+
+
+@pytest.fixture(scope="module")
+def env() -> WalkEnv:
+    # Short episodes and a short command timer so truncation and resampling happen within the test.
+    cfg = load_config(paths.CONFIGS_DIR / "smoke.yaml",
+                      ["env.episode_seconds=0.2", "env.command.resample_seconds=0.1",
+                       "env.command.standing_fraction=0.0", "env.command.lateral_range=[-0.2, 0.2]"])
+    return WalkEnv(cfg)
+
+
+@pytest.fixture(scope="module")
+def fns(env):
+    return jax.jit(jax.vmap(env.reset)), jax.jit(jax.vmap(env.step))
+
+
+def test_reset_and_step_shapes_and_finiteness(env, fns):
+    reset, step = fns
+    s = reset(jax.random.split(jax.random.PRNGKey(0), N))
+    assert s.obs.shape == (N, env.obs_size) and s.critic_obs.shape == (N, env.critic_obs_size)
+    s2 = step(s, jnp.zeros((N, env.action_size)))
+    for name in ("obs", "critic_obs", "reward", "amp_sample"):
+        x = np.asarray(getattr(s2, name))
+        assert np.isfinite(x).all(), name
+    assert s2.amp_sample.shape == (N, env.amp_sample_size)
+    # The first transition of an episode has no complete (s_t, s_t+1) history yet: masked.
+    assert np.all(np.asarray(s2.amp_valid) == 0)
+    s3 = step(s2, jnp.zeros((N, env.action_size)))
+    assert np.all(np.asarray(s3.amp_valid) == 1)
+
+
+def test_projected_gravity_is_down_at_any_yaw():
+    for yaw in np.linspace(-3.0, 3.0, 7):
+        g = quat_rotate_inv(quat_from_yaw(jnp.asarray(yaw)), jnp.array([0.0, 0.0, -1.0]))
+        np.testing.assert_allclose(np.asarray(g), [0, 0, -1], atol=1e-6)
+
+
+def test_observation_gravity_upright_after_reset(env, fns):
+    reset, _ = fns
+    s = reset(jax.random.split(jax.random.PRNGKey(1), N))  # random yaw per env
+    np.testing.assert_allclose(np.asarray(s.obs[:, :3]), np.tile([0, 0, -1.0], (N, 1)), atol=1e-6)
+
+
+def test_truncation_is_not_termination_and_autoreset_resamples_command(env, fns):
+    reset, step = fns
+    s = reset(jax.random.split(jax.random.PRNGKey(2), N))
+    cmd0 = np.asarray(s.command)
+    truncated_seen = False
+    for _ in range(env.episode_steps):
+        s = step(s, jnp.zeros((N, env.action_size)))
+    truncated = np.asarray(s.truncated)
+    assert truncated.all(), "standing still for the whole episode must end by the time limit"
+    assert not np.asarray(s.terminated).any(), "a time limit is not a termination"
+    truncated_seen = True
+    assert truncated_seen
+    # Auto-reset: the step counter restarts and a new command is drawn.
+    assert np.all(np.asarray(s.step_count) == 0)
+    assert not np.allclose(np.asarray(s.command), cmd0)
+    # The final critic observation is the pre-reset one (for bootstrapping), not the reset one.
+    assert not np.allclose(np.asarray(s.final_critic_obs), np.asarray(s.critic_obs))
+
+
+def test_fall_terminates(env, fns):
+    reset, step = fns
+    s = reset(jax.random.split(jax.random.PRNGKey(3), N))
+    # Tip every robot over by 90 degrees about x: orientation limit exceeded on the next step.
+    q = jnp.array([np.cos(np.pi / 4), np.sin(np.pi / 4), 0.0, 0.0])
+    data = s.data.replace(qpos=s.data.qpos.at[:, 3:7].set(q))
+    s = s._replace(data=data)
+    s2 = step(s, jnp.zeros((N, env.action_size)))
+    assert np.asarray(s2.terminated).all()
+    assert not np.asarray(s2.truncated).any()
+    assert np.all(np.asarray(s2.reward_terms["termination"]) == 1.0)
+
+
+def test_every_configured_reward_term_is_computed(env, fns):
+    reset, step = fns
+    s = reset(jax.random.split(jax.random.PRNGKey(4), N))
+    s = step(s, jax.random.uniform(jax.random.PRNGKey(5), (N, env.action_size), minval=-1, maxval=1))
+    assert set(s.reward_terms) == set(REWARD_TERMS)
+    total = sum(env.reward_weights[k] * np.asarray(s.reward_terms[k]) for k in REWARD_TERMS)
+    np.testing.assert_allclose(np.asarray(s.reward), total, rtol=1e-5, atol=1e-6)
+    # Random actions move the joints: the action-rate and torque terms are live, not constant zeros.
+    assert np.all(np.asarray(s.reward_terms["action_rate"]) > 0)
+    assert np.all(np.asarray(s.reward_terms["torques"]) > 0)
+
+
+def test_physics_foot_contacts_carry_the_robot(env, fns):
+    reset, step = fns
+    s = reset(jax.random.split(jax.random.PRNGKey(6), N))
+    for _ in range(5):
+        s = step(s, jnp.zeros((N, env.action_size)))
+    f = np.asarray(s.prev_frame.contact_force)          # (N, 4) pad normal forces
+    mg = env.total_mass * 9.81
+    np.testing.assert_allclose(f.sum(-1), mg, rtol=0.1)
+    assert np.asarray(s.feet_contact).all()
+
+
+def test_domain_randomisation_is_refused_rather_than_ignored():
+    cfg = load_config(paths.CONFIGS_DIR / "smoke.yaml", ["env.domain_randomization.enabled=true"])
+    with pytest.raises(NotImplementedError, match="domain_randomization"):
+        WalkEnv(cfg)

@@ -1,0 +1,160 @@
+"""Deterministic evaluation: the policy's mean action, from rest, over fixed seeds and commands.
+
+Reports velocity tracking error, fall rate, episode length and gait statistics (single-support
+fraction, foot alternation); renders a rollout video. Training runs this periodically and keeps the
+best checkpoint by its score (never by the noisy training reward, DESIGN.md §6).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from wildamp import ppo
+
+SETTLE_SECONDS = 2.0   # velocity error is measured after the robot has had time to accelerate
+
+
+class Evaluator:
+    """Jitted deterministic rollouts of one trainer's env (compiled once, reused every eval)."""
+
+    def __init__(self, trainer: Any, episode_seconds: float | None = None):
+        self.trainer = trainer
+        cfg = trainer.cfg
+        self.cfg = cfg
+        self.env = trainer.env
+        self.steps = int(round((episode_seconds or cfg.eval.episode_seconds) / cfg.env.ctrl_dt))
+        cmds = np.asarray(cfg.eval.forward_commands, np.float32)
+        n = max(cfg.eval.num_envs, len(cmds))
+        n = int(np.ceil(n / len(cmds)) * len(cmds))
+        self.commands = np.zeros((n, 3), np.float32)
+        self.commands[:, 0] = np.tile(cmds, n // len(cmds))
+        self._fn = jax.jit(self._rollout)
+
+    def _rollout(self, params, obs_norm, rng):
+        env, nets, cfg = self.env, self.trainer.networks, self.cfg
+        n = self.commands.shape[0]
+        keys = jax.random.split(rng, n)
+        state = jax.vmap(env.reset_with_command)(keys, jnp.asarray(self.commands))
+
+        def one(carry, _):
+            st, alive = carry
+            obs = st.obs
+            if cfg.trainer.normalize_observations:
+                obs = ppo.normalize(obs_norm, obs)
+            action = nets.deterministic_action(params, obs)
+            nxt = jax.vmap(env.step)(st, action)
+            # Keep the commanded velocity fixed for the whole evaluation episode.
+            nxt = jax.vmap(env.with_command)(nxt, jnp.asarray(self.commands))
+            out = {"alive": alive, "vel_error": nxt.vel_error, "fell": nxt.terminated & alive,
+                   "contact": nxt.feet_contact, "qpos": nxt.data.qpos}
+            alive = alive & ~(nxt.terminated | nxt.truncated)
+            return (nxt, alive), out
+
+        _, traj = jax.lax.scan(one, (state, jnp.ones(n, bool)), None, length=self.steps)
+        return traj
+
+    def evaluate(self, params, obs_norm, seed: int | None = None, keep_qpos: bool = False) -> dict:
+        seed = self.cfg.eval.seed if seed is None else seed
+        traj = jax.device_get(self._fn(params, obs_norm, jax.random.PRNGKey(seed)))
+        return summarize(traj, self.commands, self.cfg.env.ctrl_dt, keep_qpos=keep_qpos)
+
+
+def summarize(traj: dict, commands: np.ndarray, dt: float, keep_qpos: bool = False) -> dict:
+    alive = np.asarray(traj["alive"], bool)                  # (T, N)
+    T, N = alive.shape
+    settle = min(int(SETTLE_SECONDS / dt), T - 1)
+    mask = alive[settle:]
+    verr = np.asarray(traj["vel_error"])[settle:]
+    fell = np.asarray(traj["fell"]).any(axis=0)
+    lengths = alive.sum(axis=0)
+    contact = np.asarray(traj["contact"], bool)              # (T, N, 2)
+    single = (contact.sum(-1) == 1)
+    per_cmd = {}
+    for c in np.unique(commands[:, 0]):
+        sel = commands[:, 0] == c
+        m = mask[:, sel]
+        per_cmd[f"{c:.2f}"] = {
+            "vel_error": float((verr[:, sel] * m).sum() / max(m.sum(), 1)),
+            "fall_rate": float(fell[sel].mean()),
+        }
+    # Alternation: touchdowns (swing → stance) should alternate between the feet.
+    touchdown = contact[1:] & ~contact[:-1]                  # (T-1, N, 2)
+    td_l, td_r = touchdown[..., 0].sum(0), touchdown[..., 1].sum(0)
+    vel_error = float((verr * mask).sum() / max(mask.sum(), 1))
+    fall_rate = float(fell.mean())
+    out = {
+        "vel_error": vel_error,
+        "fall_rate": fall_rate,
+        "episode_length": float(lengths.mean()),
+        "episode_steps": int(T),
+        "single_support_fraction": float((single & alive).sum() / max(alive.sum(), 1)),
+        "touchdowns_left": float(td_l.mean()),
+        "touchdowns_right": float(td_r.mean()),
+        "score": -vel_error - fall_rate,
+        "per_command": per_cmd,
+        "num_episodes": int(N),
+    }
+    if keep_qpos:
+        out["qpos"] = np.asarray(traj["qpos"])
+    return out
+
+
+def eval_main(run_dir: str, video: str | None = None, checkpoint: str = "best", out: str | None = None,
+              overrides: list[str] | None = None) -> int:
+    """`wildamp eval RUN_DIR`: evaluate a checkpoint deterministically, print and write metrics."""
+    from wildamp import checkpoint as C
+    from wildamp.config import load_config
+    from wildamp.train import Trainer, checkpoint_template, state_from_checkpoint
+
+    run = Path(run_dir)
+    cfg = load_config(run / "config.yaml", overrides or [])
+    if checkpoint == "best":
+        b = C.best_checkpoint(run)
+        path = b[0] if b else C.latest_checkpoint(run)
+    elif checkpoint == "latest":
+        path = C.latest_checkpoint(run)
+    else:
+        path = Path(checkpoint)
+    if path is None:
+        raise FileNotFoundError(f"no checkpoint in {run / 'checkpoints'}")
+    trainer = Trainer.build(cfg)
+    C.check_spec(C.load_meta(path)["spec"], trainer.spec())
+    template_state = trainer.init_state()
+    restored, meta = C.load_checkpoint(path, checkpoint_template(trainer, template_state))
+    state = state_from_checkpoint(template_state, restored)
+    ev = Evaluator(trainer)
+    res = ev.evaluate(state.ppo.params, state.obs_norm, keep_qpos=video is not None)
+    qpos = res.pop("qpos", None)
+    res["checkpoint"] = str(path)
+    res["iteration"] = int(meta["iteration"])
+    print(json.dumps({k: v for k, v in res.items() if k != "per_command"}, indent=1))
+    for c, r in res["per_command"].items():
+        print(f"  cmd {c} m/s: |v - cmd| = {r['vel_error']:.3f} m/s, falls {100 * r['fall_rate']:.0f}%")
+    if out:
+        Path(out).write_text(json.dumps(res, indent=1))
+    if video and qpos is not None:
+        write_eval_video(trainer, qpos, ev.commands, video)
+    return 0
+
+
+def write_eval_video(trainer: Any, qpos: np.ndarray, commands: np.ndarray, path: str) -> None:
+    """Render one episode per distinct command, side by side in time (tracking camera)."""
+    from wildamp import viz
+    cfg = trainer.cfg
+    n_frames = min(qpos.shape[0], int(round(cfg.video.seconds / cfg.env.ctrl_dt)))
+    clips = []
+    for c in np.unique(commands[:, 0]):
+        i = int(np.nonzero(commands[:, 0] == c)[0][0])
+        frames = viz.render_qpos_trajectory(trainer.env.mj_model, qpos[:n_frames, i],
+                                            camera=cfg.video.camera, width=cfg.video.width,
+                                            height=cfg.video.height)
+        clips.append(frames)
+    frames = np.concatenate(clips, axis=0)
+    viz.write_video(path, frames, fps=1.0 / cfg.env.ctrl_dt)
+    print(f"video → {path}")

@@ -1,0 +1,516 @@
+"""The training iteration (one ``jax.jit``) and the host loop: PPO, optionally with AMP.
+
+One iteration, all on device:
+  rollout (lax.scan over env steps, vmapped envs)
+  → AMP samples of every transition (boundary transitions masked)
+  → AMP reward with the discriminator parameters of rollout time (before this iteration's update)
+  → discriminator updates on reference vs fresh + replayed policy samples
+  → total reward = task_weight · task + w_amp(iteration) · AMP   (per step)
+  → GAE (bootstrapping on truncation) → PPO epochs × minibatches.
+``amp.enabled: false`` runs the same code path with the AMP parts compiled out.
+
+The host loop calls a jitted ``lax.scan`` of ``iterations_per_call`` iterations, so shapes never
+change between calls and the function compiles once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from wildamp import amp as A
+from wildamp import features as F
+from wildamp import paths, ppo
+from wildamp.config import REWARD_TERMS, Config, load_config, save_effective_config
+from wildamp.env import EnvState, WalkEnv
+
+
+def enable_compilation_cache(cache_dir: str | os.PathLike | None = None) -> None:
+    """JAX's persistent compilation cache (repeat runs skip most of the compile)."""
+    d = Path(cache_dir or os.environ.get("WILDAMP_JAX_CACHE", Path.home() / ".cache" / "wildamp_jax"))
+    d.mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(d))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+# --------------------------------------------------------------------------------------------- #
+# State
+# --------------------------------------------------------------------------------------------- #
+
+
+class TrainState(NamedTuple):
+    ppo: ppo.PPOTrainState
+    obs_norm: ppo.NormalizerState
+    critic_norm: ppo.NormalizerState
+    disc: Any                    # amp.DiscState, or () when AMP is off
+    env: EnvState                # batched over envs
+    rng: jax.Array
+    iteration: jax.Array
+    env_steps: jax.Array
+
+
+class Transition(NamedTuple):
+    obs: jax.Array
+    critic_obs: jax.Array
+    action: jax.Array
+    log_prob: jax.Array
+    value: jax.Array
+    next_critic_obs: jax.Array   # raw critic obs of the state the transition led to (pre-reset)
+    task_reward: jax.Array
+    terminated: jax.Array
+    truncated: jax.Array
+    amp_sample: jax.Array
+    amp_valid: jax.Array
+    reward_terms: dict
+    episode_length: jax.Array
+    episode_return: jax.Array
+    vel_error: jax.Array
+
+
+def ppo_hyper(cfg: Config) -> ppo.PPOHyper:
+    t = cfg.trainer
+    return ppo.PPOHyper(
+        discount=t.discount, gae_lambda=t.gae_lambda, clip_epsilon=t.clip_epsilon,
+        value_clip=t.value_clip, entropy_coef=t.entropy_coef, value_coef=t.value_coef,
+        max_grad_norm=t.max_grad_norm, learning_rate=t.lr, lr_schedule=t.lr_schedule,
+        total_updates=t.iterations, update_epochs=t.update_epochs,
+        num_minibatches=t.num_minibatches, normalize_advantages=t.normalize_advantages)
+
+
+def amp_hyper(cfg: Config) -> A.AMPHyper:
+    a = cfg.amp
+    return A.AMPHyper(
+        hidden=a.discriminator_hidden, activation=a.activation, use_spectral_norm=a.use_spectral_norm,
+        objective=a.objective, penalty=a.penalty, r1_gamma=a.r1_gamma, logit_l2=a.logit_l2,
+        weight_decay=a.weight_decay, disc_lr=a.disc_lr, update_steps=a.update_steps,
+        batch_size=a.batch_size, input_noise_std=a.disc_input_noise_std,
+        replay_buffer_size=a.replay_buffer_size, replay_buffer_ratio=a.replay_buffer_ratio)
+
+
+def amp_step(disc: A.DiscState, samples: jax.Array, valid: jax.Array, reference: jax.Array,
+             rng: jax.Array, hyper: A.AMPHyper) -> tuple[jax.Array, A.DiscState, dict]:
+    """AMP reward of a rollout, then the discriminator update — in that order.
+
+    ``samples`` (T, N, D) normalised AMP samples, ``valid`` (T, N) 0 where a sample spans an episode
+    boundary. The reward uses ``disc`` as it was during the rollout (the seed's "hindsight bias" bug
+    computed it after the update); invalid samples earn 0 and are never shown to the discriminator.
+    Returns (reward (T, N), updated disc, metrics).
+    """
+    flat = samples.reshape(-1, samples.shape[-1])
+    mask = valid.reshape(-1) > 0.5
+    reward = A.amp_reward(disc, flat, hyper.objective).reshape(valid.shape) * valid
+    new_disc, metrics = A.disc_update(disc, reference, flat, rng, hyper, fresh_mask=mask)
+    metrics = dict(metrics)
+    metrics.update({k[4:]: v for k, v in A.reward_stats(reward, valid > 0.5).items()})
+    return reward, new_disc, metrics
+
+
+def normalizer_hash(normalizer: Any) -> str:
+    """Digest of the AMP feature normalisation (a checkpoint is only valid with the same one)."""
+    import hashlib
+    h = hashlib.sha256()
+    for k, v in sorted(normalizer.to_dict().items()):
+        h.update(k.encode())
+        h.update(np.ascontiguousarray(v).tobytes())
+    return h.hexdigest()[:16]
+
+
+def amp_weight_at(cfg: Config, iteration: jax.Array) -> jax.Array:
+    """AMP weight with an optional linear warm-up ramp over the first iterations."""
+    w = cfg.amp.weight
+    n = cfg.amp.weight_warmup_iterations
+    if n <= 0:
+        return jnp.asarray(w, jnp.float32)
+    return w * jnp.clip((iteration.astype(jnp.float32) + 1.0) / n, 0.0, 1.0)
+
+
+# --------------------------------------------------------------------------------------------- #
+# Building blocks
+# --------------------------------------------------------------------------------------------- #
+
+
+@dataclass
+class Trainer:
+    """Everything static about a run: env, networks, hyperparameters, reference features."""
+
+    cfg: Config
+    env: WalkEnv
+    networks: ppo.Networks
+    hyper: ppo.PPOHyper
+    amp_hyper: A.AMPHyper | None
+    reference: jax.Array | None          # normalised reference AMP samples (N, D)
+    feature_normalizer: Any
+
+    @classmethod
+    def build(cls, cfg: Config) -> "Trainer":
+        from wildamp.reference_data import load_reference_features
+        env_probe = WalkEnv(cfg)
+        normalizer, reference = load_reference_features(cfg, env_probe.mj_model, env_probe.spec)
+        env = WalkEnv(cfg, model=env_probe.mj_model, spec=env_probe.spec,
+                      feature_normalizer=normalizer)
+        n = cfg.networks
+        networks = ppo.make_networks(env.obs_size, env.critic_obs_size, env.action_size,
+                                     n.policy_hidden, n.value_hidden, n.activation, n.init_log_std)
+        return cls(cfg=cfg, env=env, networks=networks, hyper=ppo_hyper(cfg),
+                   amp_hyper=amp_hyper(cfg) if cfg.amp.enabled else None,
+                   reference=jnp.asarray(reference) if cfg.amp.enabled else None,
+                   feature_normalizer=normalizer)
+
+    @property
+    def amp_input_size(self) -> int:
+        return int(self.feature_normalizer.out_dim)
+
+    def spec(self) -> dict:
+        s = self.env.spec_dict()
+        s["amp_input_channels"] = list(self.feature_normalizer.kept)
+        s["feature_normalizer_sha256"] = normalizer_hash(self.feature_normalizer)
+        s["amp_enabled"] = self.cfg.amp.enabled
+        return s
+
+    # ------------------------------------------------------------------ init
+    def init_state(self, seed: int | None = None) -> TrainState:
+        cfg = self.cfg
+        rng = jax.random.PRNGKey(cfg.trainer.seed if seed is None else seed)
+        rng, k_ppo, k_disc, k_env = jax.random.split(rng, 4)
+        ppo_state = ppo.create_train_state(self.networks, self.hyper, k_ppo)
+        env_state = jax.jit(jax.vmap(self.env.reset))(jax.random.split(k_env, cfg.trainer.num_envs))
+        disc = (A.init_disc_state(k_disc, self.amp_input_size, self.amp_hyper)
+                if cfg.amp.enabled else ())
+        return TrainState(ppo=ppo_state, obs_norm=ppo.init_normalizer(self.env.obs_size),
+                          critic_norm=ppo.init_normalizer(self.env.critic_obs_size), disc=disc,
+                          env=env_state, rng=rng, iteration=jnp.zeros((), jnp.int32),
+                          env_steps=jnp.zeros((), jnp.float32))
+
+    # ------------------------------------------------------------------ one iteration
+    def _norm(self, state: TrainState, obs, critic):
+        if not self.cfg.trainer.normalize_observations:
+            return obs, critic
+        return ppo.normalize(state.obs_norm, obs), ppo.normalize(state.critic_norm, critic)
+
+    def rollout(self, state: TrainState) -> tuple[TrainState, Transition]:
+        env, nets = self.env, self.networks
+        step_fn = jax.vmap(env.step)
+
+        def one(carry, _):
+            env_state, rng = carry
+            rng, k = jax.random.split(rng)
+            obs, critic = self._norm(state, env_state.obs, env_state.critic_obs)
+            action, log_prob = nets.sample_action(state.ppo.params, obs, k)
+            value = nets.value(state.ppo.params, critic)
+            nxt = step_fn(env_state, action)
+            done = nxt.terminated | nxt.truncated
+            # Raw observations are stored; the batch is normalised once after the rollout with the
+            # same (not yet updated) statistics the policy saw.
+            tr = Transition(
+                obs=env_state.obs, critic_obs=env_state.critic_obs, action=action, log_prob=log_prob, value=value,
+                next_critic_obs=nxt.final_critic_obs, task_reward=nxt.reward,
+                terminated=nxt.terminated, truncated=nxt.truncated, amp_sample=nxt.amp_sample,
+                amp_valid=nxt.amp_valid, reward_terms=nxt.reward_terms,
+                episode_length=jnp.where(done, env_state.step_count + 1, 0),
+                episode_return=jnp.where(done, nxt.episode_return, 0.0),
+                vel_error=nxt.vel_error)
+            return (nxt, rng), tr
+
+        (env_state, rng), traj = jax.lax.scan(one, (state.env, state.rng), None,
+                                              length=self.cfg.trainer.rollout_steps)
+        return state._replace(env=env_state, rng=rng), traj
+
+    def iteration(self, state: TrainState, reference: jax.Array | None) -> tuple[TrainState, dict]:
+        """One training iteration. ``reference``: normalised reference AMP samples (None without AMP);
+        passed as an argument rather than closed over so it is not baked into the compiled program."""
+        cfg = self.cfg
+        state, traj = self.rollout(state)
+        rng, k_disc, k_ppo = jax.random.split(state.rng, 3)
+        metrics: dict[str, jax.Array] = {}
+
+        # Bootstrap values of the states each transition led to (true final state before reset).
+        obs_n, critic_n = self._norm(state, traj.obs, traj.critic_obs)
+        _, next_critic = self._norm(state, traj.obs, traj.next_critic_obs)
+        next_values = self.networks.value(state.ppo.params, next_critic)
+
+        task = traj.task_reward
+        reward = cfg.amp.task_weight * task if cfg.amp.enabled else task
+        disc = state.disc
+        if cfg.amp.enabled:
+            x = self.feature_normalizer.apply(traj.amp_sample)             # (T, N, D)
+            r_amp, disc, dm = amp_step(disc, x, traj.amp_valid, reference, k_disc, self.amp_hyper)
+            w = amp_weight_at(cfg, state.iteration)
+            reward = reward + w * r_amp
+            metrics.update({f"amp/{k}": v for k, v in dm.items()})
+            metrics["amp/weight"] = w
+
+        done = traj.terminated | traj.truncated
+        adv, ret = ppo.compute_gae(reward, traj.value, next_values, done, traj.truncated,
+                                   cfg.trainer.discount, cfg.trainer.gae_lambda)
+        batch = ppo.PPOBatch(obs=obs_n, critic_obs=critic_n, actions=traj.action,
+                             log_probs=traj.log_prob, values=traj.value, advantages=adv, returns=ret)
+        ppo_state, pm = ppo.ppo_update(state.ppo, batch, k_ppo, self.hyper)
+        metrics.update({f"ppo/{k}": v for k, v in pm.items()})
+
+        # Observation statistics after the update, so the rollout used one consistent normaliser.
+        obs_norm, critic_norm = state.obs_norm, state.critic_norm
+        if cfg.trainer.normalize_observations:
+            obs_norm = ppo.update_normalizer(obs_norm, traj.obs)
+            critic_norm = ppo.update_normalizer(critic_norm, traj.critic_obs)
+
+        n_done = jnp.sum(done)
+        denom = jnp.maximum(n_done, 1)
+        metrics["episode/count"] = n_done.astype(jnp.float32)
+        metrics["episode/length"] = jnp.where(n_done > 0, jnp.sum(traj.episode_length) / denom, jnp.nan)
+        metrics["episode/return"] = jnp.where(n_done > 0, jnp.sum(traj.episode_return) / denom, jnp.nan)
+        metrics["episode/fall"] = jnp.where(n_done > 0, jnp.sum(traj.terminated) / denom, jnp.nan)
+        metrics["episode/success"] = jnp.where(n_done > 0, jnp.sum(traj.truncated) / denom, jnp.nan)
+        metrics["reward/task"] = jnp.mean(task)
+        metrics["reward/total"] = jnp.mean(reward)
+        for k in REWARD_TERMS:
+            metrics[f"reward/{k}"] = jnp.mean(traj.reward_terms[k])
+        metrics["env/vel_error"] = jnp.mean(traj.vel_error)
+        steps = cfg.trainer.num_envs * cfg.trainer.rollout_steps
+        bad = ~jnp.all(jnp.isfinite(jnp.stack([pm["policy_loss"], pm["value_loss"]])))
+        metrics["training/nonfinite"] = bad.astype(jnp.float32)
+        new = TrainState(ppo=ppo_state, obs_norm=obs_norm, critic_norm=critic_norm, disc=disc,
+                         env=state.env, rng=rng, iteration=state.iteration + 1,
+                         env_steps=state.env_steps + steps)
+        return new, metrics
+
+    def make_train_fn(self):
+        """Jitted ``iterations_per_call`` iterations; returns (state, stacked metrics)."""
+        n = self.cfg.trainer.iterations_per_call
+
+        def run(state: TrainState, reference: jax.Array | None):
+            return jax.lax.scan(lambda s, _: self.iteration(s, reference), state, None, length=n)
+
+        jitted = jax.jit(run, donate_argnums=0)
+        return lambda state: jitted(state, self.reference)
+
+
+# --------------------------------------------------------------------------------------------- #
+# Host loop
+# --------------------------------------------------------------------------------------------- #
+
+_EXTRA_METRICS = [
+    ("amp/disc_logit_l2", "L2 penalty on the discriminator's output-layer kernel (weighted)", "mean", ""),
+    ("amp/disc_fresh_valid_frac", "fraction of this rollout's AMP samples not spanning an episode boundary", "mean", ""),
+    ("ppo/total_loss", "total PPO loss (policy + value_coef·value − entropy_coef·entropy)", "mean", ""),
+    ("ppo/policy_std", "mean standard deviation of the Gaussian policy", "mean", ""),
+    ("reward/task", "mean per-step task reward (weighted sum of the terms)", "mean", ""),
+    ("reward/total", "mean per-step total reward used by PPO (task and style)", "mean", ""),
+    ("training/nonfinite", "1 when a PPO loss was NaN/inf this iteration", "max", ""),
+    ("training/wall_s", "wall-clock seconds since the start of training (compile included)", "last", "s"),
+]
+
+
+def _declare_metrics() -> None:
+    from wildamp.metrics import REGISTRY, declare_reward_terms
+    for name, meaning, agg, unit in _EXTRA_METRICS:
+        if name not in REGISTRY:
+            REGISTRY.register(name, meaning, agg, unit)
+    declare_reward_terms([k for k in REWARD_TERMS if f"reward/{k}" not in REGISTRY])
+
+
+class TrainingDiverged(RuntimeError):
+    """NaN/inf in losses or states: training stopped; the last good checkpoint is kept."""
+
+
+def default_config_path() -> Path:
+    """The full GPU config on a GPU, the CPU-sized config elsewhere."""
+    gpu = any(d.platform == "gpu" for d in jax.devices())
+    return paths.CONFIGS_DIR / ("ppo_amass_training.yaml" if gpu else "cpu.yaml")
+
+
+def _new_run_dir(cfg_path: Path) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return paths.REPO_ROOT / "runs" / f"{cfg_path.stem}-{stamp}"
+
+
+def _host(metrics: dict, i: int) -> dict[str, float]:
+    return {k: float(np.asarray(v)[i]) for k, v in metrics.items()}
+
+
+def _leaves_dict(tree: Any) -> dict[str, Any]:
+    # The env state holds MJX Data, which the msgpack serialiser does not know: store its leaves by
+    # position (the structure comes from the template on restore).
+    return {f"{i:04d}": leaf for i, leaf in enumerate(jax.tree.leaves(tree))}
+
+
+def checkpoint_template(trainer: Trainer, state: TrainState) -> dict:
+    """What a checkpoint stores: everything needed to continue exactly (the envs included)."""
+    return {"ppo_params": state.ppo.params, "ppo_opt": state.ppo.opt_state, "ppo_step": state.ppo.step,
+            "obs_norm": state.obs_norm, "critic_norm": state.critic_norm, "disc": state.disc,
+            "env": _leaves_dict(state.env), "rng": state.rng, "iteration": state.iteration,
+            "env_steps": state.env_steps}
+
+
+def state_from_checkpoint(state: TrainState, c: dict) -> TrainState:
+    env_def = jax.tree.structure(state.env)
+    env = jax.tree.unflatten(env_def, [jnp.asarray(c["env"][k]) for k in sorted(c["env"])])
+    to_jax = lambda t: jax.tree.map(jnp.asarray, t)  # noqa: E731
+    return TrainState(ppo=state.ppo.replace(params=to_jax(c["ppo_params"]), opt_state=to_jax(c["ppo_opt"]),
+                                            step=jnp.asarray(c["ppo_step"])),
+                      obs_norm=to_jax(c["obs_norm"]), critic_norm=to_jax(c["critic_norm"]),
+                      disc=to_jax(c["disc"]), env=env, rng=jnp.asarray(c["rng"]),
+                      iteration=jnp.asarray(c["iteration"]), env_steps=jnp.asarray(c["env_steps"]))
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    records: list[dict]
+    state: TrainState
+    trainer: Trainer
+    best_checkpoint: Path | None
+    eval: dict | None
+
+
+def run_training(cfg: Config, run_dir: str | os.PathLike, resume: bool = False,
+                 progress: bool = True, on_metrics=None, iterations: int | None = None) -> RunResult:
+    """Train ``cfg`` into ``run_dir`` (checkpoints, metrics.jsonl, config.yaml, eval results).
+
+    ``on_metrics(record)`` is called on the host after every iteration (notebook live plots).
+    With ``resume`` the latest checkpoint of ``run_dir`` is restored (its spec must match) and
+    training continues exactly where it stopped.
+    """
+    from wildamp import checkpoint as C
+    from wildamp.evaluate import Evaluator
+    from wildamp.metrics import MetricsLogger, TensorBoardSink, WandbSink
+
+    enable_compilation_cache()
+    _declare_metrics()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_effective_config(cfg, run_dir)
+    trainer = Trainer.build(cfg)
+    spec = trainer.spec()
+    state = trainer.init_state()
+    if resume:
+        latest = C.latest_checkpoint(run_dir)
+        if latest is None:
+            raise FileNotFoundError(f"--resume {run_dir}: no checkpoint found under {run_dir}/checkpoints")
+        C.check_spec(C.load_meta(latest)["spec"], spec)
+        restored, meta = C.load_checkpoint(latest, checkpoint_template(trainer, state))
+        state = state_from_checkpoint(state, restored)
+        print(f"resumed from {latest} (iteration {int(state.iteration)})")
+    sinks = []
+    if cfg.logging.tensorboard:
+        sinks.append(TensorBoardSink(run_dir / "tb"))
+    if cfg.logging.wandb:
+        sinks.append(WandbSink(cfg.logging.wandb_project, mode=cfg.logging.wandb_mode, dir=run_dir))
+    logger = MetricsLogger(run_dir, sinks)
+    monitor = A.DiscHealthMonitor(window=cfg.amp.health_window) if cfg.amp.enabled else None
+    evaluator = Evaluator(trainer)
+    train_fn = trainer.make_train_fn()
+    total = iterations if iterations is not None else cfg.trainer.iterations
+    per_call = cfg.trainer.iterations_per_call
+    steps_per_iter = cfg.trainer.num_envs * cfg.trainer.rollout_steps
+    records: list[dict] = []
+    best: Path | None = None
+    last_eval = None
+    t_start = time.time()
+    compile_s = None
+
+    def save(it: int) -> Path:
+        return C.save_checkpoint(run_dir, it, checkpoint_template(trainer, state),
+                                 {"iteration": it, "env_steps": float(state.env_steps), "spec": spec,
+                                  "config": cfg.to_dict()}, keep_last=cfg.checkpoints.keep_last)
+
+    try:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=total, initial=int(state.iteration), desc="train", disable=not progress,
+                   unit="it")
+        while int(state.iteration) < total:
+            t0 = time.time()
+            first_it = int(state.iteration)  # read before the call: the state's buffers are donated
+            state, m = train_fn(state)
+            jax.block_until_ready(state.iteration)
+            dt = time.time() - t0
+            if compile_s is None:
+                compile_s = dt  # the first call compiles (or hits the persistent cache)
+                print(f"compiled the training iteration in {compile_s:.1f} s "
+                      f"(first call, {per_call} iterations included)")
+            for i in range(per_call):
+                it = first_it + i + 1
+                rec = _host(m, i)
+                rec["training/iteration"] = it
+                rec["training/env_steps"] = float(it * steps_per_iter)
+                rec["training/sps"] = steps_per_iter * per_call / dt
+                rec["training/compile_s"] = compile_s
+                rec["training/wall_s"] = time.time() - t_start
+                bad = [k for k in ("ppo/policy_loss", "ppo/value_loss", "amp/disc_loss")
+                       if k in rec and not math.isfinite(rec[k])]
+                if bad:
+                    (run_dir / "FAILED.json").write_text(json.dumps(
+                        {"iteration": it, "nonfinite": bad, "record": {k: str(v) for k, v in rec.items()}},
+                        indent=1))
+                    raise TrainingDiverged(
+                        f"non-finite {bad} at iteration {it}; the last good checkpoint is kept in "
+                        f"{run_dir / 'checkpoints'}; details in {run_dir / 'FAILED.json'}")
+                if monitor is not None:
+                    for w in monitor.update({"disc_acc": rec["amp/disc_acc"],
+                                             "amp_reward_mean": rec["amp/reward_mean"]}):
+                        print(f"[AMP health] iteration {it}: {w}")
+                        with open(run_dir / "warnings.log", "a") as f:
+                            f.write(f"iteration {it}: {w}\n")
+                if it % cfg.logging.log_every == 0 or it == total:
+                    logger.log(it, rec)
+                records.append(rec)
+                if on_metrics is not None:
+                    on_metrics(rec)
+            it = int(state.iteration)
+            bar.update(per_call)
+            bar.set_postfix(ret=f"{records[-1].get('episode/return', float('nan')):.2f}",
+                            verr=f"{records[-1]['env/vel_error']:.3f}",
+                            **({"disc_acc": f"{records[-1]['amp/disc_acc']:.2f}"} if cfg.amp.enabled else {}))
+            if it % cfg.checkpoints.every_iterations < per_call or it >= total:
+                path = save(it)
+                if it % cfg.eval.every_iterations < per_call or it >= total:
+                    last_eval = evaluator.evaluate(state.ppo.params, state.obs_norm)
+                    ev = {f"eval/{k}": v for k, v in last_eval.items() if k in
+                          ("vel_error", "fall_rate", "episode_length", "score")}
+                    logger.log(it, ev)
+                    if C.mark_best(run_dir, it, last_eval["score"]):
+                        best = path
+        bar.close()
+    finally:
+        logger.close()
+    if best is None:
+        b = C.best_checkpoint(run_dir)
+        best = b[0] if b else None
+    return RunResult(run_dir=run_dir, records=records, state=state, trainer=trainer,
+                     best_checkpoint=best, eval=last_eval)
+
+
+def train_main(config: str | None, overrides: list[str], run_dir: str | None, resume: str | None,
+               no_amp: bool = False, iterations: int | None = None) -> int:
+    """`wildamp train`: train, then evaluate the best checkpoint and write video + plots."""
+    from wildamp.evaluate import eval_main
+    if resume:
+        run_dir = resume
+        cfg_path = Path(resume) / "config.yaml"
+    else:
+        cfg_path = Path(config) if config else default_config_path()
+    overrides = list(overrides) + (["amp.enabled=false"] if no_amp else [])
+    cfg = load_config(cfg_path, overrides)
+    out = Path(run_dir) if run_dir else _new_run_dir(cfg_path)
+    print(f"wildamp train: config {cfg_path} → run dir {out}  (JAX backend: {jax.default_backend()}, "
+          f"{cfg.trainer.num_envs} envs, AMP {'on' if cfg.amp.enabled else 'off'})")
+    try:
+        result = run_training(cfg, out, resume=bool(resume), iterations=iterations)
+    except TrainingDiverged as e:
+        print(f"wildamp train: stopped: {e}")
+        return 3
+    from wildamp.metrics import plot_dashboard
+    fig = plot_dashboard(result.records)
+    fig.savefig(out / "training.png", dpi=100)
+    print(f"training curves → {out / 'training.png'}")
+    return eval_main(str(out), video=str(out / "eval.mp4") if cfg.video.enabled else None,
+                     checkpoint="best", out=str(out / "eval.json"))
