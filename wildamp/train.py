@@ -26,6 +26,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from wildamp import amp as A
 from wildamp import features as F
@@ -57,6 +59,34 @@ class TrainState(NamedTuple):
     rng: jax.Array
     iteration: jax.Array
     env_steps: jax.Array
+
+
+def data_parallel_mesh() -> Mesh | None:
+    """A 1-D mesh over every visible device (None on a single device)."""
+    devices = jax.devices()
+    return Mesh(np.asarray(devices), ("envs",)) if len(devices) > 1 else None
+
+
+def shard_state(state: "TrainState") -> "TrainState":
+    """Data parallelism: envs split across devices along their batch axis, everything else replicated.
+
+    The jitted iteration is written for one device; XLA's sharding propagation partitions it, and
+    the means in the PPO and discriminator losses become cross-device reductions, so gradients are
+    averaged over all envs. With one device this is the identity.
+    """
+    mesh = data_parallel_mesh()
+    if mesh is None:
+        return state
+    n = mesh.devices.size
+    num_envs = jax.tree.leaves(state.env)[0].shape[0]
+    if num_envs % n:
+        raise ValueError(f"trainer.num_envs={num_envs} must be divisible by the {n} visible devices")
+    envs = NamedSharding(mesh, P("envs"))
+    replicated = NamedSharding(mesh, P())
+    return state._replace(
+        env=jax.device_put(state.env, envs),
+        **{k: jax.device_put(getattr(state, k), replicated)
+           for k in ("ppo", "obs_norm", "critic_norm", "disc", "rng", "iteration", "env_steps")})
 
 
 class Transition(NamedTuple):
@@ -186,10 +216,11 @@ class Trainer:
         env_state = jax.jit(jax.vmap(self.env.reset))(jax.random.split(k_env, cfg.trainer.num_envs))
         disc = (A.init_disc_state(k_disc, self.amp_input_size, self.amp_hyper)
                 if cfg.amp.enabled else ())
-        return TrainState(ppo=ppo_state, obs_norm=ppo.init_normalizer(self.env.obs_size),
-                          critic_norm=ppo.init_normalizer(self.env.critic_obs_size), disc=disc,
-                          env=env_state, rng=rng, iteration=jnp.zeros((), jnp.int32),
-                          env_steps=jnp.zeros((), jnp.float32))
+        state = TrainState(ppo=ppo_state, obs_norm=ppo.init_normalizer(self.env.obs_size),
+                           critic_norm=ppo.init_normalizer(self.env.critic_obs_size), disc=disc,
+                           env=env_state, rng=rng, iteration=jnp.zeros((), jnp.int32),
+                           env_steps=jnp.zeros((), jnp.float32))
+        return shard_state(state)
 
     # ------------------------------------------------------------------ one iteration
     def _norm(self, state: TrainState, obs, critic):
@@ -398,7 +429,7 @@ def run_training(cfg: Config, run_dir: str | os.PathLike, resume: bool = False,
             raise FileNotFoundError(f"--resume {run_dir}: no checkpoint found under {run_dir}/checkpoints")
         C.check_spec(C.load_meta(latest)["spec"], spec)
         restored, meta = C.load_checkpoint(latest, checkpoint_template(trainer, state))
-        state = state_from_checkpoint(state, restored)
+        state = shard_state(state_from_checkpoint(state, restored))
         print(f"resumed from {latest} (iteration {int(state.iteration)})")
     sinks = []
     if cfg.logging.tensorboard:
@@ -502,7 +533,7 @@ def train_main(config: str | None, overrides: list[str], run_dir: str | None, re
     cfg = load_config(cfg_path, overrides)
     out = Path(run_dir) if run_dir else _new_run_dir(cfg_path)
     print(f"wildamp train: config {cfg_path} → run dir {out}  (JAX backend: {jax.default_backend()}, "
-          f"{cfg.trainer.num_envs} envs, AMP {'on' if cfg.amp.enabled else 'off'})")
+          f"{cfg.trainer.num_envs} envs on {jax.device_count()} device(s), AMP {'on' if cfg.amp.enabled else 'off'})")
     try:
         result = run_training(cfg, out, resume=bool(resume), iterations=iterations)
     except TrainingDiverged as e:
