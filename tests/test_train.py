@@ -150,3 +150,20 @@ def test_ppo_baseline_learns_a_trivial_task(tmp_path):
     last = np.mean([r["reward/task"] for r in recs[-5:]])
     assert first < 0 and last > 0.85 * first, (first, last)
     assert np.mean([r["ppo/explained_variance"] for r in recs[-5:]]) > 0.5
+
+
+def test_eval_command_writes_metrics_and_video(amp_run, tmp_path):
+    import mediapy
+
+    from wildamp.evaluate import eval_main
+    from wildamp.viz import ensure_ffmpeg
+    out, video = tmp_path / "eval.json", tmp_path / "eval.mp4"
+    assert eval_main(str(amp_run.run_dir), video=str(video), checkpoint="latest", out=str(out)) == 0
+    res = json.loads(out.read_text())
+    assert res["iteration"] == 6 and 0.0 <= res["fall_rate"] <= 1.0 and math.isfinite(res["vel_error"])
+    assert set(res["per_command"]) == {"0.15", "0.25"}
+    ensure_ffmpeg()
+    frames = mediapy.read_video(str(video))
+    cfg = amp_run.trainer.cfg
+    assert frames.shape[1:3] == (cfg.video.height, cfg.video.width)
+    assert frames.shape[0] == 2 * round(cfg.video.seconds / cfg.env.ctrl_dt)  # one clip per command

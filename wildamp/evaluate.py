@@ -154,7 +154,7 @@ def write_eval_video(trainer: Any, qpos: np.ndarray, commands: np.ndarray, path:
         frames = viz.render_qpos_trajectory(trainer.env.mj_model, qpos[:n_frames, i],
                                             camera=cfg.video.camera, width=cfg.video.width,
                                             height=cfg.video.height)
-        clips.append(frames)
+        clips.append(viz.overlay_command(frames, commands[i], max_abs=(0.5, 0.5, 1.0)))
     frames = np.concatenate(clips, axis=0)
     viz.write_video(path, frames, fps=1.0 / cfg.env.ctrl_dt)
     print(f"video → {path}")

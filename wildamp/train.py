@@ -379,7 +379,10 @@ def checkpoint_template(trainer: Trainer, state: TrainState) -> dict:
     return {"ppo_params": state.ppo.params, "ppo_opt": state.ppo.opt_state, "ppo_step": state.ppo.step,
             "obs_norm": state.obs_norm, "critic_norm": state.critic_norm, "disc": state.disc,
             "env": _leaves_dict(state.env), "rng": state.rng, "iteration": state.iteration,
-            "env_steps": state.env_steps}
+            "env_steps": state.env_steps,
+            # The AMP feature normalisation the run trained with (its digest is also in the spec).
+            "feature_normalizer": {k: np.asarray(getattr(trainer.feature_normalizer, k))
+                                   for k in ("mean", "std", "keep")}}
 
 
 def state_from_checkpoint(state: TrainState, c: dict) -> TrainState:
