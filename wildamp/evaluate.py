@@ -101,7 +101,13 @@ def summarize(traj: dict, commands: np.ndarray, dt: float, keep_qpos: bool = Fal
         "num_episodes": int(N),
     }
     if keep_qpos:
-        out["qpos"] = np.asarray(traj["qpos"])
+        # After a fall the env auto-resets; freeze each episode at its last live frame instead, so a
+        # video never shows a fallen robot standing up again.
+        qpos = np.asarray(traj["qpos"]).copy()
+        last_live = np.maximum(alive.sum(axis=0) - 1, 0)
+        for n in range(N):
+            qpos[last_live[n] + 1:, n] = qpos[last_live[n], n]
+        out["qpos"] = qpos
     return out
 
 

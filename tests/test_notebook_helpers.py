@@ -1,0 +1,261 @@
+"""wildamp.notebook: runtime setup (non-Colab branch), live plots, metric checks, eval table, videos.
+
+Fast: no MJX, no training. The video helpers render a few frames with MuJoCo (skipped when this
+machine has no OpenGL context).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wildamp import notebook as NB
+from wildamp import paths
+
+
+# --------------------------------------------------------------------------------------- runtime
+
+
+def test_add_xla_flags_appends_once_and_keeps_user_values():
+    assert NB.add_xla_flags("", ["--a=1"]) == "--a=1"
+    assert NB.add_xla_flags("--x=2", ["--a=1"]) == "--x=2 --a=1"
+    # A user's own value of the same flag wins; repeating the call adds nothing.
+    assert NB.add_xla_flags("--a=0 --x=2", ["--a=1"]) == "--a=0 --x=2"
+    once = NB.add_xla_flags("--x=2", NB.GPU_XLA_FLAGS)
+    assert NB.add_xla_flags(once, NB.GPU_XLA_FLAGS) == once
+
+
+def test_gpu_possible():
+    # An explicit JAX_PLATFORMS decides, on Colab too.
+    assert NB.gpu_possible(True, "cpu") is False and NB.gpu_possible(False, "cpu") is False
+    assert NB.gpu_possible(False, "cuda") is True and NB.gpu_possible(False, "cpu,cuda") is True
+    assert NB.gpu_possible(True, None) is True and NB.gpu_possible(True, "") is True
+
+
+def test_egl_vendor_file_written_only_when_missing(tmp_path):
+    f = tmp_path / "glvnd" / "egl_vendor.d" / "10_nvidia.json"
+    assert NB.write_egl_vendor_file(f) is True
+    import json
+    assert json.loads(f.read_text())["ICD"]["library_path"] == "libEGL_nvidia.so.0"
+    f.write_text("mine")
+    assert NB.write_egl_vendor_file(f) is False and f.read_text() == "mine"
+
+
+def test_setup_runtime_local_branch(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
+    monkeypatch.delenv("XLA_PYTHON_CLIENT_PREALLOCATE", raising=False)
+    vendor = tmp_path / "vendor.json"
+    rt = NB.setup_runtime(colab=False, egl_vendor_file=vendor, compilation_cache=False)
+    assert rt.in_colab is False and rt.backend == "cpu" and rt.devices
+    assert Path.cwd() == paths.REPO_ROOT and rt.repo_root == paths.REPO_ROOT
+    assert not vendor.exists(), "the NVIDIA vendor file is a Colab-only fix"
+    # CPU only: XLA_FLAGS untouched (they are part of JAX's persistent-cache key).
+    assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=1" == rt.xla_flags
+    assert os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
+    # Headless Linux (the test machine) renders through EGL, which conftest selects.
+    assert rt.mujoco_gl == os.environ.get("MUJOCO_GL", "").lower()
+    assert "cpu" in str(rt)
+
+
+def test_setup_runtime_adds_gpu_flags_where_a_gpu_may_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(NB, "gpu_possible", lambda colab, platforms: True)
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
+    rt = NB.setup_runtime(colab=False, compilation_cache=False, chdir=False)
+    assert rt.xla_flags.split() == ["--xla_force_host_platform_device_count=1", *NB.GPU_XLA_FLAGS]
+
+
+def test_setup_runtime_colab_branch_without_gpu_requirement(tmp_path, monkeypatch):
+    # What can run off Colab: the vendor file and MUJOCO_GL=egl (the GPU check is tested below).
+    monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+    vendor = tmp_path / "egl_vendor.d" / "10_nvidia.json"
+    rt = NB.setup_runtime(colab=True, require_gpu=False, egl_vendor_file=vendor, compilation_cache=False,
+                          chdir=False)
+    assert rt.in_colab and vendor.exists() and os.environ["MUJOCO_GL"] == "egl"
+
+
+def test_setup_runtime_refuses_cpu_when_gpu_required(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XLA_FLAGS", "")
+    with pytest.raises(RuntimeError, match="GPU is required"):
+        NB.setup_runtime(colab=False, require_gpu=True, compilation_cache=False, chdir=False)
+    assert Path.cwd() == tmp_path
+
+
+def test_pick_config():
+    assert NB.pick_config(True, "gpu").name == "smoke.yaml"
+    assert NB.pick_config(False, "cpu").name == "cpu.yaml"
+    assert NB.pick_config(False, "gpu").name == "ppo_amass_training.yaml"
+    for smoke, backend in ((True, "cpu"), (False, "cpu"), (False, "gpu")):
+        assert NB.pick_config(smoke, backend).exists()
+
+
+# --------------------------------------------------------------------------------------- metrics
+
+
+def _record(it: int, **extra) -> dict:
+    r = {"training/iteration": it, "training/env_steps": 128.0 * it, "reward/task": 0.1 * it,
+         "amp/reward_mean": 0.5, "amp/disc_acc": 0.7, "env/vel_error": 0.2,
+         "episode/length": 40.0, "episode/count": 3.0}
+    r.update(extra)
+    return r
+
+
+def test_dashboard_record_shape_and_missing_keys():
+    d = NB.dashboard_record(_record(3))
+    assert d["iteration"] == 3 and d["env_steps"] == 384.0 and d["metrics"]["reward/task"] == pytest.approx(0.3)
+    with pytest.raises(KeyError, match="training/iteration"):
+        NB.dashboard_record({"reward/task": 1.0})
+
+
+def test_live_plot_redraws_every_n_and_updates_one_output():
+    shown = []
+
+    def show(obj, handle):
+        shown.append((obj, handle))
+        return "handle"
+
+    live = NB.LivePlot(every=2, show=show, title="test")
+    for it in range(1, 6):
+        live(_record(it))
+    assert live.redraws == 2 and len(live.records) == 5
+    # The first draw creates the output, later draws update that same output.
+    assert shown[0][1] is None and shown[1][1] == "handle"
+    assert shown[0][0].data[:8] == b"\x89PNG\r\n\x1a\n"
+    fig = live.finish()
+    assert live.redraws == 3 and len(fig.axes) == len(NB.LIVE_KEYS)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert all(any(t.startswith(k) for t in titles) for k in NB.LIVE_KEYS)
+    # The plotted task-reward line holds every iteration.
+    task_ax = fig.axes[[i for i, t in enumerate(titles) if t.startswith("reward/task")][0]]
+    assert np.allclose(task_ax.lines[0].get_ydata(), [0.1 * i for i in range(1, 6)])
+    live.finish()
+    assert live.redraws == 3, "nothing new arrived: no redraw"
+
+
+def test_missing_metrics_uses_the_registry():
+    amp = NB.expected_metrics("amp/")
+    assert "amp/disc_acc" in amp and "amp/disc_sigma_*" in amp
+    full = {k: 0.0 for k in amp if "*" not in k}
+    assert NB.missing_metrics(full, "amp/") == ["amp/disc_sigma_*"]
+    full["amp/disc_sigma_0"] = 1.0
+    assert NB.missing_metrics(full, "amp/") == []
+    del full["amp/replay_fill"]
+    assert NB.missing_metrics(full, "amp/") == ["amp/replay_fill"]
+
+
+def test_nonfinite_metrics_ignores_only_empty_episode_stats():
+    ok = _record(1, **{"episode/count": 0.0, "episode/length": math.nan, "episode/return": math.nan})
+    assert NB.nonfinite_metrics([ok]) == {}
+    bad = _record(2, **{"amp/disc_acc": math.nan, "episode/length": math.inf})
+    assert NB.nonfinite_metrics([ok, bad]) == {"amp/disc_acc": [2], "episode/length": [2]}
+
+
+# --------------------------------------------------------------------------------------- evaluation
+
+
+def test_format_eval_table_lists_every_command():
+    ev = {"vel_error": 0.12, "fall_rate": 0.25, "episode_length": 88.0, "single_support_fraction": 0.4,
+          "score": -0.37, "per_command": {"0.25": {"vel_error": 0.2, "fall_rate": 0.5},
+                                          "0.15": {"vel_error": 0.04, "fall_rate": 0.0}}}
+    text = NB.format_eval_table(ev)
+    rows = [ln.split() for ln in text.splitlines()]
+    cmd_rows = [r for r in rows if r and r[0] in ("0.15", "0.25")]
+    assert [r[0] for r in cmd_rows] == ["0.15", "0.25"]   # sorted by speed
+    assert cmd_rows[1][1:] == ["0.200", "50%"]
+    with pytest.raises(KeyError, match="per_command"):
+        NB.format_eval_table({k: v for k, v in ev.items() if k != "per_command"})
+
+
+# --------------------------------------------------------------------------------------- reference
+
+
+@pytest.fixture(scope="module")
+def robot():
+    from wildamp.robot import load_model, load_robot_spec
+    model = load_model(paths.DEFAULT_MODEL)
+    return model, load_robot_spec(paths.DEFAULT_ROBOT_CONFIG, model=model)
+
+
+def _clip(spec, name, speed=None, lateral=None, joint_names=None, T=30):
+    from wildamp.reference.clip import Clip
+    rng = np.random.default_rng(sum(name.encode()))
+    names = list(joint_names or spec.joint_names)
+    meta = {}
+    if speed is not None:
+        meta["speed"] = speed
+    if lateral is not None:
+        meta["lateral_speed"] = lateral
+    q = np.tile([1.0, 0.0, 0.0, 0.0], (T, 1))
+    pos = np.zeros((T, 3)) + [0, 0, 0.45]
+    pos[:, 0] = np.arange(T) * 0.004
+    return Clip(name=name, fps=50.0, root_pos=pos, root_quat=q,
+                joint_pos=rng.uniform(-0.05, 0.05, (T, len(names))), joint_names=tuple(names), meta=meta)
+
+
+def test_closest_reference_clip(robot):
+    from wildamp.reference.clip import MotionDataset
+    _, spec = robot
+    clips = [_clip(spec, "a", 0.1, 0.0), _clip(spec, "b", 0.2), _clip(spec, "side", 0.0, 0.2),
+             _clip(spec, "gmr")]
+    ds = MotionDataset(clips=clips, joint_names=spec.joint_names, fps=50.0)
+    cmds = np.array([[0.15, 0, 0], [0.25, 0, 0], [0.15, 0, 0]], np.float32)
+    m = NB.closest_reference_clip(ds, cmds)
+    # 0.2 is 0.05 from both commands; 0.1 is 0.05 from 0.15: first best kept, any 0.05 gap is right.
+    assert m.speed_gap == pytest.approx(0.05, abs=1e-6) and m.clip.name in ("a", "b")
+    m = NB.closest_reference_clip(ds, np.array([[0.0, 0.19, 0.0]]))
+    assert m.clip.name == "side" and m.command[1] == pytest.approx(0.19)
+    no_speed = MotionDataset(clips=[_clip(spec, "gmr")], joint_names=spec.joint_names, fps=50.0)
+    with pytest.raises(ValueError, match="meta\\['speed'\\]"):
+        NB.closest_reference_clip(no_speed, cmds)
+
+
+def test_clip_qpos_places_joints_by_name(robot):
+    model, spec = robot
+    shuffled = list(reversed(spec.joint_names))
+    c = _clip(spec, "rev", 0.1, joint_names=shuffled)
+    q = NB.clip_qpos(c, spec)
+    assert q.shape == (c.num_frames, model.nq)
+    assert np.array_equal(q[:, :3], c.root_pos) and np.array_equal(q[:, 3:7], c.root_quat)
+    for j, name in enumerate(spec.joint_names):
+        adr = int(model.jnt_qposadr[model.joint(name).id])
+        assert np.array_equal(q[:, adr], c.joint_pos[:, shuffled.index(name)]), name
+    bad = _clip(spec, "bad", 0.1, joint_names=shuffled[:-1] + ["nope"])
+    with pytest.raises(ValueError, match="lacks joints"):
+        NB.clip_qpos(bad, spec)
+
+
+def test_policy_vs_reference_frames_equal_lengths(robot):
+    model, spec = robot
+    ref = NB.clip_qpos(_clip(spec, "r", 0.1, T=40), spec)          # 40 frames at 50 Hz = 0.78 s
+    pol = NB.clip_qpos(_clip(spec, "p", 0.1, T=50), spec)[::2]      # 25 frames at 25 Hz = 0.96 s
+    try:
+        frames = NB.policy_vs_reference_frames(model, pol, 25.0, ref, 50.0, seconds=0.5,
+                                               width=64, height=48, fps=20.0)
+    except RuntimeError as e:  # no OpenGL context on this machine
+        pytest.skip(f"rendering unavailable: {e}")
+    # 0.5 s at 20 fps, both halves the same length (each resampled from its own rate).
+    assert frames.dtype == np.uint8 and frames.shape[1:] == (48, 2 * 64 + 4, 3)
+    assert abs(frames.shape[0] - 0.5 * 20) <= 1
+    assert frames[:, :, :64].std() > 5 and frames[:, :, -64:].std() > 5
+    with pytest.raises(ValueError, match="nothing to render"):
+        NB.policy_vs_reference_frames(model, pol[:1], 25.0, ref, 50.0, seconds=1.0)
+
+
+def test_render_eval_rollouts_one_episode_per_command(robot):
+    model, spec = robot
+    q = NB.clip_qpos(_clip(spec, "p", 0.1, T=12), spec)
+    qpos = np.stack([q, q, q], axis=1)                              # (T, N=3, nq)
+    cmds = np.array([[0.25, 0, 0], [0.15, 0, 0], [0.25, 0, 0]], np.float32)
+    try:
+        frames = NB.render_eval_rollouts(model, qpos, cmds, dt=0.02, seconds=0.1, width=64, height=48)
+    except RuntimeError as e:
+        pytest.skip(f"rendering unavailable: {e}")
+    assert frames.shape == (2 * 5, 48, 64, 3)   # 2 distinct commands x 0.1 s / 0.02 s
+    with pytest.raises(ValueError, match="qpos must be"):
+        NB.render_eval_rollouts(model, qpos[:, :2], cmds, dt=0.02, seconds=0.1)

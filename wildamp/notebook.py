@@ -1,0 +1,453 @@
+"""Helpers the notebooks share: runtime setup, live training plots, evaluation tables and videos.
+
+Everything a notebook cell would otherwise hold as logic lives here so that tests reach it
+(DESIGN.md §8). Importing this module is cheap and imports neither jax nor mujoco: `setup_runtime`
+must be able to choose MuJoCo's OpenGL backend and JAX's XLA flags *before* those are loaded.
+
+Typical use in a notebook (after the Colab-only ``pip install`` of the repository)::
+
+    from wildamp.notebook import setup_runtime, LivePlot
+    rt = setup_runtime()                       # GL backend, XLA flags, GPU check, compile cache, cwd
+    live = LivePlot(every=5)
+    result = run_training(cfg, run_dir, on_metrics=live)
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import math
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping, NamedTuple, Sequence
+
+import numpy as np
+
+from wildamp import paths
+
+if TYPE_CHECKING:  # pragma: no cover
+    import mujoco
+    from matplotlib.figure import Figure
+
+    from wildamp.reference.clip import Clip, MotionDataset
+
+#: Where Colab's NVIDIA driver is told to libglvnd for EGL (missing on some Colab images).
+NVIDIA_EGL_VENDOR_FILE = Path("/usr/share/glvnd/egl_vendor.d/10_nvidia.json")
+NVIDIA_EGL_VENDOR_JSON = '{"file_format_version": "1.0.0", "ICD": {"library_path": "libEGL_nvidia.so.0"}}\n'
+#: XLA flags for GPU training (DESIGN.md §7). Only set where a GPU may be used: XLA_FLAGS are part of
+#: JAX's persistent-cache key, so setting them on CPU would split the cache shared with the CLI and tests.
+GPU_XLA_FLAGS = ("--xla_gpu_triton_gemm_any=True",)
+#: JAX's GPU plugins; one of them installed means JAX may pick a GPU.
+_GPU_PLUGINS = ("jax_cuda12_plugin", "jax_cuda13_plugin", "jax_rocm60_plugin", "jax_rocm7_plugin")
+
+#: What the training notebook plots live: task reward, AMP reward, disc_acc, velocity error, episode length.
+LIVE_KEYS = ("reward/task", "amp/reward_mean", "amp/disc_acc", "env/vel_error", "episode/length")
+
+
+# --------------------------------------------------------------------------------------- runtime
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What `setup_runtime` found: where we run and with which backends."""
+
+    in_colab: bool
+    backend: str             # jax.default_backend(): 'cpu', 'gpu', 'tpu'
+    devices: tuple[str, ...]
+    mujoco_gl: str           # MuJoCo's OpenGL backend ('' = MuJoCo's default, GLFW)
+    xla_flags: str
+    repo_root: Path
+
+    def __str__(self) -> str:
+        where = "Colab" if self.in_colab else "local"
+        return (f"{where}: JAX backend {self.backend} ({', '.join(self.devices)}); "
+                f"MUJOCO_GL={self.mujoco_gl or '(default)'}; XLA_FLAGS={self.xla_flags!r}; repo {self.repo_root}")
+
+
+def in_colab() -> bool:
+    """True inside a Google Colab kernel."""
+    return "google.colab" in sys.modules
+
+
+def add_xla_flags(current: str, flags: Sequence[str]) -> str:
+    """``current`` XLA_FLAGS with each of ``flags`` appended unless that flag is already set.
+
+    A flag counts as set when its name (the part before ``=``) appears, so a user's own value wins.
+    """
+    parts = current.split()
+    names = {p.split("=", 1)[0] for p in parts}
+    for f in flags:
+        if f.split("=", 1)[0] not in names:
+            parts.append(f)
+            names.add(f.split("=", 1)[0])
+    return " ".join(parts)
+
+
+def gpu_possible(colab: bool, jax_platforms: str | None) -> bool:
+    """Whether JAX may run on a GPU in this process (decided before its backend starts).
+
+    ``jax_platforms`` is the ``JAX_PLATFORMS`` setting: when given, it decides. Otherwise a Colab
+    kernel (a GPU runtime, or `setup_runtime` refuses it) or an installed JAX GPU plugin means yes.
+    """
+    if jax_platforms:
+        return any(p.strip() in ("cuda", "gpu", "rocm") for p in jax_platforms.lower().split(","))
+    if colab:
+        return True
+    return any(importlib.util.find_spec(m) is not None for m in _GPU_PLUGINS)
+
+
+def write_egl_vendor_file(path: str | os.PathLike = NVIDIA_EGL_VENDOR_FILE) -> bool:
+    """Register NVIDIA's EGL library with libglvnd if ``path`` is missing; returns whether it wrote.
+
+    Colab's GPU images ship the driver but not always this file; without it EGL finds no device and
+    MuJoCo cannot render. An existing file is never touched.
+    """
+    path = Path(path)
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(NVIDIA_EGL_VENDOR_JSON)
+    return True
+
+
+def setup_runtime(colab: bool | None = None, *, require_gpu: bool | None = None,
+                  egl_vendor_file: str | os.PathLike = NVIDIA_EGL_VENDOR_FILE,
+                  compilation_cache: bool = True, chdir: bool = True) -> Runtime:
+    """Prepare a notebook kernel: GL backend, XLA settings, GPU check, compile cache, working dir.
+
+    Order matters and is why this is one function: MuJoCo reads ``MUJOCO_GL`` when it is first
+    imported and XLA reads ``XLA_FLAGS`` when its backend starts, so both are set before either
+    library is loaded here. XLA_FLAGS gets `GPU_XLA_FLAGS` only where a GPU may be used
+    (`gpu_possible`).
+
+    Args:
+        colab: running on Colab (default: detected). Colab: the NVIDIA EGL vendor file is written if
+            missing and ``MUJOCO_GL=egl``. Elsewhere: `wildamp.viz.ensure_gl_backend` (EGL on a
+            headless Linux machine, MuJoCo's own choice where there is a display).
+        require_gpu: raise unless JAX runs on a GPU (default: on Colab only).
+        egl_vendor_file: where the vendor file goes (Colab only).
+        compilation_cache: turn on JAX's persistent compilation cache (reruns skip most compiles).
+        chdir: change into the repository root (configs name files relative to it).
+
+    Raises:
+        RuntimeError: a GPU was required and JAX has none (on Colab: pick a GPU runtime), or mujoco
+            was already imported with no headless backend on a machine without display.
+    """
+    from wildamp.viz import ensure_gl_backend
+
+    colab = in_colab() if colab is None else colab
+    require_gpu = colab if require_gpu is None else require_gpu
+    if colab:
+        write_egl_vendor_file(egl_vendor_file)
+        if "mujoco" not in sys.modules:
+            os.environ.setdefault("MUJOCO_GL", "egl")
+        gl = os.environ.get("MUJOCO_GL", "")
+    else:
+        gl = ensure_gl_backend()
+    # Notebooks share the GPU with rendering and other cells: grab memory on demand.
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    if gpu_possible(colab, os.environ.get("JAX_PLATFORMS")):
+        os.environ["XLA_FLAGS"] = add_xla_flags(os.environ.get("XLA_FLAGS", ""), GPU_XLA_FLAGS)
+
+    import jax
+
+    backend = jax.default_backend()
+    if require_gpu and backend != "gpu":
+        hint = " (Colab: Runtime → Change runtime type → a GPU)" if colab else ""
+        raise RuntimeError(f"a GPU is required but JAX runs on {backend!r}: {jax.devices()}{hint}")
+    if compilation_cache:
+        from wildamp.train import enable_compilation_cache  # imports mujoco: GL is chosen by now
+        enable_compilation_cache()
+    if chdir:
+        os.chdir(paths.REPO_ROOT)
+    return Runtime(in_colab=colab, backend=backend, devices=tuple(str(d) for d in jax.devices()),
+                   mujoco_gl=gl, xla_flags=os.environ.get("XLA_FLAGS", ""), repo_root=paths.REPO_ROOT)
+
+
+def pick_config(smoke: bool, backend: str) -> Path:
+    """The training config a notebook uses: smoke test, CPU-sized, or the full GPU run."""
+    if smoke:
+        name = "smoke.yaml"
+    elif backend == "gpu":
+        name = "ppo_amass_training.yaml"
+    else:
+        name = "cpu.yaml"
+    return paths.CONFIGS_DIR / name
+
+
+# --------------------------------------------------------------------------------------- metrics
+
+
+def dashboard_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A flat ``on_metrics`` record of `run_training` in the shape `plot_dashboard` reads.
+
+    The trainer's callback gets ``{'reward/task': ..., 'training/iteration': 12, ...}``; the
+    dashboard reads JSONL-style ``{'iteration', 'env_steps', 'metrics': {...}}``.
+    """
+    for k in ("training/iteration", "training/env_steps"):
+        if k not in record:
+            raise KeyError(f"training record has no {k!r} (keys: {sorted(record)[:12]} ...)")
+    return {"iteration": int(record["training/iteration"]), "env_steps": float(record["training/env_steps"]),
+            "metrics": {k: float(v) for k, v in record.items()}}
+
+
+def _ipython_display(obj: Any, handle: Any) -> Any:
+    """Show ``obj`` in a notebook output that later calls update in place; no-op outside IPython."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:
+        return None
+    if get_ipython() is None:
+        return None
+    if handle is None:
+        return display(obj, display_id=True)
+    handle.update(obj)
+    return handle
+
+
+class LivePlot:
+    """``on_metrics`` callback for `wildamp.train.run_training` that redraws a dashboard live.
+
+    Every ``every`` iterations the dashboard (`wildamp.metrics.plot_dashboard` of ``keys``) is drawn
+    into one figure, rendered to PNG and shown in the same notebook output (IPython display handle),
+    so a long run shows one updating plot instead of hundreds.
+
+    Attributes:
+        records: the flat records received, in order.
+        figure: the matplotlib Figure (not registered with pyplot, so cells do not show it twice).
+        redraws: how many times the figure was drawn.
+    """
+
+    def __init__(self, keys: Sequence[str] = LIVE_KEYS, every: int = 1, title: str = "",
+                 ncols: int = 3, dpi: int = 80,
+                 show: Callable[[Any, Any], Any] | None = _ipython_display) -> None:
+        from matplotlib.figure import Figure
+
+        if every < 1:
+            raise ValueError(f"LivePlot: every must be >= 1, got {every}")
+        self.keys = tuple(keys)
+        self.every = int(every)
+        self.title = title
+        self.ncols = ncols
+        self.dpi = dpi
+        self._show = show
+        self._handle: Any = None
+        self.records: list[dict[str, float]] = []
+        rows = math.ceil(len(self.keys) / min(ncols, len(self.keys)))
+        self.figure: Figure = Figure(figsize=(3.6 * min(ncols, len(self.keys)), 2.6 * rows + 0.4))
+        self.redraws = 0
+        self._drawn_at = 0
+
+    def __call__(self, record: Mapping[str, Any]) -> None:
+        self.records.append(dict(record))
+        if len(self.records) % self.every == 0:
+            self.redraw()
+
+    @property
+    def dashboard_records(self) -> list[dict[str, Any]]:
+        """The records in `plot_dashboard`'s format."""
+        return [dashboard_record(r) for r in self.records]
+
+    def redraw(self) -> "Figure":
+        """Draw the dashboard of everything received so far and update the notebook output."""
+        from IPython.display import Image
+
+        from wildamp.metrics import plot_dashboard
+
+        plot_dashboard(self.dashboard_records, keys=self.keys, axes=self.figure, ncols=self.ncols)
+        if self.records:
+            it = int(self.records[-1]["training/iteration"])
+            self.figure.suptitle(f"{self.title} iteration {it}".strip(), fontsize=10)
+            self.figure.tight_layout()
+        self.redraws += 1
+        self._drawn_at = len(self.records)
+        if self._show is not None:
+            buf = io.BytesIO()
+            self.figure.savefig(buf, format="png", dpi=self.dpi)
+            self._handle = self._show(Image(data=buf.getvalue(), format="png"), self._handle)
+        return self.figure
+
+    def finish(self) -> "Figure":
+        """Final redraw if records arrived since the last one; returns the figure."""
+        if self._drawn_at != len(self.records) or self.redraws == 0:
+            self.redraw()
+        return self.figure
+
+
+def expected_metrics(prefix: str) -> list[str]:
+    """Metric names (and ``*`` patterns) declared in the registry under ``prefix`` (e.g. 'amp/')."""
+    from wildamp.metrics import REGISTRY
+
+    return sorted(m.name for m in REGISTRY.declarations() if m.name.startswith(prefix))
+
+
+def missing_metrics(record: Mapping[str, Any], prefix: str) -> list[str]:
+    """Declared metrics under ``prefix`` absent from ``record`` (a pattern needs one matching key).
+
+    Metrics declared for evaluation (``eval/``) are logged by the evaluator, not per iteration;
+    pass the prefix of what the record should hold (``'amp/'``, ``'ppo/'``, ...).
+    """
+    import re
+
+    out = []
+    for name in expected_metrics(prefix):
+        if "*" in name:
+            rx = re.compile("^" + "[^/]+".join(re.escape(p) for p in name.split("*")) + "$")
+            if not any(rx.match(k) for k in record):
+                out.append(name)
+        elif name not in record:
+            out.append(name)
+    return out
+
+
+def nonfinite_metrics(records: Sequence[Mapping[str, Any]]) -> dict[str, list[int]]:
+    """``{metric: [iterations]}`` of non-finite values in flat training records.
+
+    ``episode/*`` statistics other than the count are NaN by definition in an iteration where no
+    episode ended (``episode/count == 0``); those are not reported. Anything else non-finite is.
+    """
+    bad: dict[str, list[int]] = {}
+    for r in records:
+        no_episodes = float(r.get("episode/count", 1.0)) == 0.0
+        for k, v in r.items():
+            if no_episodes and k.startswith("episode/") and k != "episode/count":
+                continue
+            if not math.isfinite(float(v)):
+                bad.setdefault(k, []).append(int(r.get("training/iteration", -1)))
+    return bad
+
+
+# --------------------------------------------------------------------------------------- evaluation
+
+
+def format_eval_table(ev: Mapping[str, Any]) -> str:
+    """Evaluation result of `wildamp.evaluate.Evaluator.evaluate` as a per-command text table."""
+    for k in ("per_command", "vel_error", "fall_rate", "episode_length", "single_support_fraction"):
+        if k not in ev:
+            raise KeyError(f"evaluation result has no {k!r} (keys: {sorted(ev)})")
+    lines = [f"{'command vx':>10}  {'|v - cmd| m/s':>13}  {'falls':>6}", "-" * 35]
+    for c, r in sorted(ev["per_command"].items(), key=lambda kv: float(kv[0])):
+        lines.append(f"{float(c):>10.2f}  {r['vel_error']:>13.3f}  {100 * r['fall_rate']:>5.0f}%")
+    lines.append("-" * 35)
+    lines.append(f"{'all':>10}  {ev['vel_error']:>13.3f}  {100 * ev['fall_rate']:>5.0f}%")
+    lines.append(f"episode length {ev['episode_length']:.1f} steps, single support "
+                 f"{100 * ev['single_support_fraction']:.0f}% of the time, score {ev.get('score', float('nan')):.3f}")
+    return "\n".join(lines)
+
+
+def restore_checkpoint(trainer: Any, template_state: Any, path: str | os.PathLike) -> tuple[Any, dict]:
+    """Load checkpoint ``path`` of a run of ``trainer`` into a TrainState; returns ``(state, meta)``.
+
+    The checkpoint's spec is checked against the trainer's first (joint order, observation layout,
+    feature normaliser, ...): a mismatch raises `wildamp.checkpoint.SpecMismatchError`.
+    """
+    from wildamp import checkpoint as C
+    from wildamp.train import checkpoint_template, state_from_checkpoint
+
+    C.check_spec(C.load_meta(path)["spec"], trainer.spec())
+    restored, meta = C.load_checkpoint(path, checkpoint_template(trainer, template_state))
+    return state_from_checkpoint(template_state, restored), meta
+
+
+# --------------------------------------------------------------------------------------- videos
+
+
+class ReferenceMatch(NamedTuple):
+    """A reference clip paired with the evaluation command whose velocity it is closest to."""
+
+    clip: "Clip"
+    command: np.ndarray      # (3,) vx, vy, yaw rate
+    speed_gap: float         # |(vx, vy) - (clip speed, clip lateral speed)| in m/s
+
+
+def closest_reference_clip(dataset: "MotionDataset", commands: np.ndarray) -> ReferenceMatch:
+    """The clip whose nominal velocity (``meta['speed']``, ``meta['lateral_speed']``) is closest to
+    one of ``commands`` (N, 3), with that command.
+
+    Clips without ``meta['speed']`` (e.g. converted GMR clips) are not candidates; a missing
+    ``lateral_speed`` next to a given ``speed`` means a forward clip. Raises ValueError when no clip
+    has a nominal speed.
+    """
+    cmds = np.unique(np.asarray(commands, np.float64).reshape(-1, 3), axis=0)
+    candidates = [c for c in dataset.clips if "speed" in c.meta]
+    if not candidates:
+        raise ValueError(f"no reference clip has meta['speed'] (clips: {list(dataset.clip_names)}); "
+                         "cannot pick one to compare against a commanded velocity")
+    best: ReferenceMatch | None = None
+    for clip in candidates:
+        v = np.array([float(clip.meta["speed"]), float(clip.meta.get("lateral_speed", 0.0))])
+        gaps = np.hypot(cmds[:, 0] - v[0], cmds[:, 1] - v[1])
+        i = int(np.argmin(gaps))
+        if best is None or gaps[i] < best.speed_gap:
+            best = ReferenceMatch(clip=clip, command=cmds[i].astype(np.float32), speed_gap=float(gaps[i]))
+    assert best is not None
+    return best
+
+
+def clip_qpos(clip: "Clip", spec: Any) -> np.ndarray:
+    """(T, nq) MuJoCo qpos of a clip for kinematic replay: root position, wxyz root quaternion and the
+    joints placed at the model's qpos addresses **by name** (other coordinates: the home pose)."""
+    names = list(clip.joint_names)
+    missing = [n for n in spec.joint_names if n not in names]
+    if missing:
+        raise ValueError(f"clip {clip.name!r} lacks joints {missing} of the model (clip has {names})")
+    cols = [names.index(n) for n in spec.joint_names]
+    q = np.tile(np.asarray(spec.home_qpos, np.float64), (clip.num_frames, 1))
+    q[:, 0:3] = clip.root_pos
+    q[:, 3:7] = clip.root_quat
+    q[:, np.asarray(spec.qpos_adr)] = np.asarray(clip.joint_pos)[:, cols]
+    return q
+
+
+def render_eval_rollouts(model: "mujoco.MjModel", qpos: np.ndarray, commands: np.ndarray, dt: float,
+                         seconds: float, camera: str = "track", width: int = 320,
+                         height: int = 240) -> np.ndarray:
+    """Frames of one evaluation episode per distinct forward command, one after the other in time,
+    each labelled with its command. ``qpos`` (T, N, nq) as `Evaluator.evaluate(keep_qpos=True)`
+    returns it, ``commands`` (N, 3) its commands (`Evaluator.commands`), ``dt`` the control step.
+
+    Note: the evaluator's env resets itself after a fall, so a fallen robot reappears standing.
+    """
+    from wildamp import viz
+
+    qpos = np.asarray(qpos)
+    commands = np.asarray(commands)
+    if qpos.ndim != 3 or qpos.shape[1] != commands.shape[0]:
+        raise ValueError(f"qpos must be (T, N={commands.shape[0]}, nq), got {qpos.shape}")
+    n = min(qpos.shape[0], int(round(seconds / dt)))
+    clips = []
+    for c in np.unique(commands[:, 0]):
+        i = int(np.nonzero(commands[:, 0] == c)[0][0])
+        frames = viz.render_qpos_trajectory(model, qpos[:n, i], camera=camera, width=width, height=height)
+        clips.append(viz.overlay_text(frames, f"policy, command vx = {c:.2f} m/s"))
+    return np.concatenate(clips, axis=0)
+
+
+def policy_vs_reference_frames(model: "mujoco.MjModel", policy_qpos: np.ndarray, policy_fps: float,
+                               reference_qpos: np.ndarray, reference_fps: float, seconds: float,
+                               labels: Sequence[str] = ("policy", "reference"), camera: str = "track",
+                               width: int = 320, height: int = 240, fps: float | None = None) -> np.ndarray:
+    """Side-by-side video frames of the policy and a reference clip, same duration and frame count.
+
+    Both sequences are rendered at ``fps`` (default: the policy's rate), each resampled from its own
+    rate, over the shorter of ``seconds`` and the two sequences' durations.
+    """
+    from wildamp import viz
+
+    fps = float(policy_fps if fps is None else fps)
+    duration = min(float(seconds), (len(policy_qpos) - 1) / policy_fps, (len(reference_qpos) - 1) / reference_fps)
+    if duration <= 0:
+        raise ValueError(f"nothing to render: duration {duration} s (seconds={seconds}, "
+                         f"{len(policy_qpos)} policy and {len(reference_qpos)} reference frames)")
+
+    def render(q: np.ndarray, src_fps: float) -> np.ndarray:
+        q = np.asarray(q)[: int(np.floor(duration * src_fps + 1e-9)) + 1]
+        return viz.render_qpos_trajectory(model, q, camera=camera, width=width, height=height,
+                                          fps=fps, source_fps=src_fps)
+
+    a, b = render(policy_qpos, policy_fps), render(reference_qpos, reference_fps)
+    n = min(len(a), len(b))   # rounding of the two resamplings may differ by a frame
+    return viz.side_by_side(a[:n], b[:n], labels=tuple(labels))
