@@ -103,10 +103,13 @@ def summarize(traj: dict, commands: np.ndarray, dt: float, keep_qpos: bool = Fal
     if keep_qpos:
         # After a fall the env auto-resets; freeze each episode at its last live frame instead, so a
         # video never shows a fallen robot standing up again.
+        # qpos[t] is the state after step t; the step that ended an episode already holds the reset.
         qpos = np.asarray(traj["qpos"]).copy()
-        last_live = np.maximum(alive.sum(axis=0) - 1, 0)
+        steps_taken = alive.sum(axis=0)
         for n in range(N):
-            qpos[last_live[n] + 1:, n] = qpos[last_live[n], n]
+            if steps_taken[n] < T:
+                last = max(steps_taken[n] - 2, 0)
+                qpos[last + 1:, n] = qpos[last, n]
         out["qpos"] = qpos
     return out
 
