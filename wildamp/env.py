@@ -21,35 +21,13 @@ import numpy as np
 from mujoco import mjx
 
 from wildamp import features as F
+from wildamp.features import heading_frame as to_heading_frame
+from wildamp.features import quat_rotate as _quat_rotate
+from wildamp.features import quat_rotate_inv
 from wildamp import paths
 from wildamp.config import REWARD_TERMS, Config
 from wildamp.physics import geom_ids, make_mjx_model, mjx_geom_normal_forces
 from wildamp.robot import RobotSpec, load_model, load_robot_spec
-
-# --------------------------------------------------------------------------------------------- #
-# Small rotation helpers (wxyz), jit-friendly
-# --------------------------------------------------------------------------------------------- #
-
-
-def quat_rotate_inv(q: jax.Array, v: jax.Array) -> jax.Array:
-    """Rotate world vector ``v`` into the frame of unit quaternion ``q`` (wxyz): R(q)^T v."""
-    w, xyz = q[..., :1], q[..., 1:]
-    t = 2.0 * jnp.cross(xyz, v)
-    return v - w * t + jnp.cross(xyz, t)
-
-
-def yaw_from_quat(q: jax.Array) -> jax.Array:
-    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
-    return jnp.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
-
-
-def to_heading_frame(q: jax.Array, v_world: jax.Array) -> jax.Array:
-    """World vector expressed in the heading frame (yaw of ``q`` removed; pitch/roll kept)."""
-    yaw = yaw_from_quat(q)
-    c, s = jnp.cos(yaw), jnp.sin(yaw)
-    x, y = v_world[..., 0], v_world[..., 1]
-    return jnp.stack([c * x + s * y, -s * x + c * y, v_world[..., 2]], axis=-1)
-
 
 def quat_from_yaw(yaw: jax.Array) -> jax.Array:
     return jnp.stack([jnp.cos(yaw / 2), jnp.zeros_like(yaw), jnp.zeros_like(yaw), jnp.sin(yaw / 2)], -1)
@@ -344,12 +322,6 @@ class WalkEnv:
             "feature_history": self.cfg.features.history,
             "ctrl_dt": self.cfg.env.ctrl_dt,
         }
-
-
-def _quat_rotate(q: jax.Array, v: jax.Array) -> jax.Array:
-    w, xyz = q[..., :1], q[..., 1:]
-    t = 2.0 * jnp.cross(xyz, v)
-    return v + w * t + jnp.cross(xyz, t)
 
 
 def _bcast(done: jax.Array, leaf: jax.Array) -> jax.Array:

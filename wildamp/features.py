@@ -110,11 +110,18 @@ def _qconj(q: jax.Array) -> jax.Array:
     return q * jnp.array([1.0, -1.0, -1.0, -1.0], dtype=q.dtype)
 
 
-def _qrotate(q: jax.Array, v: jax.Array) -> jax.Array:
+def quat_rotate(q: jax.Array, v: jax.Array) -> jax.Array:
     """R(q) v for unit wxyz q (body → world). Quadratic in q, hence sign-invariant."""
     w, u = q[..., :1], q[..., 1:]
     t = 2.0 * jnp.cross(u, v)
     return v + w * t + jnp.cross(u, t)
+
+
+def quat_rotate_inv(q: jax.Array, v: jax.Array) -> jax.Array:
+    """R(q)ᵀ v for unit wxyz q (world → body), e.g. gravity projected into the body frame."""
+    w, u = q[..., :1], q[..., 1:]
+    t = 2.0 * jnp.cross(u, v)
+    return v - w * t + jnp.cross(u, t)
 
 
 def quat_rotvec(q: jax.Array) -> jax.Array:
@@ -522,7 +529,7 @@ def _velocities(layout: FeatureLayout, prev: FeatureFrame, cur: FeatureFrame,
         jv = (cur.qpos[..., 7:] - prev.qpos[..., 7:]) / dt
     else:
         lin = cur.qvel[..., 0:3]                       # free joint: linear velocity in world frame
-        ang = _qrotate(q1, cur.qvel[..., 3:6])         # free joint: angular velocity in body frame
+        ang = quat_rotate(q1, cur.qvel[..., 3:6])      # free joint: angular velocity in body frame
         jv = cur.qvel[..., 6:]
     return lin, ang, jv
 
