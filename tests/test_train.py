@@ -167,3 +167,25 @@ def test_eval_command_writes_metrics_and_video(amp_run, tmp_path):
     cfg = amp_run.trainer.cfg
     assert frames.shape[1:3] == (cfg.video.height, cfg.video.width)
     assert frames.shape[0] == 2 * round(cfg.video.seconds / cfg.env.ctrl_dt)  # one clip per command
+
+
+def test_style_check_tells_reference_like_features_from_others(amp_run):
+    """The offline style classifier: reference-like policy features → AUC near 0.5, others → near 1."""
+    from wildamp.evaluate import SETTLE_SECONDS, style_check
+    ref = amp_run.trainer.reference_features
+    norm = ref.normalizer
+    dt = amp_run.trainer.cfg.env.ctrl_dt
+    settle = int(SETTLE_SECONDS / dt)
+    commands = np.array([[0.15, 0, 0], [0.15, 0, 0]], np.float32)
+    raw_ref = ref.samples_near_speed(0.15) * 1.0  # normalised; invert the normaliser for raw inputs
+    kept = np.nonzero(norm.keep)[0]
+    raw = np.tile(norm.mean, (len(raw_ref), 1))
+    raw[:, kept] = raw_ref * norm.std[kept] + norm.mean[kept]
+    T = settle + len(raw) // 2
+    like = raw[: 2 * (T - settle)].reshape(T - settle, 2, -1)
+    like = np.concatenate([np.zeros((settle, 2, raw.shape[1])), like])
+    traj = {"alive": np.ones((T, 2), bool), "amp_valid": np.ones((T, 2), bool), "amp_sample": like}
+    same = style_check(traj, commands, dt, ref)["style_auc"]
+    traj["amp_sample"] = like + 3.0 * norm.std  # every channel shifted by 3 reference std
+    other = style_check(traj, commands, dt, ref)["style_auc"]
+    assert same < 0.7 and other > 0.95, (same, other)

@@ -52,7 +52,8 @@ class Evaluator:
             # Keep the commanded velocity fixed for the whole evaluation episode.
             nxt = jax.vmap(env.with_command)(nxt, jnp.asarray(self.commands))
             out = {"alive": alive, "vel_error": nxt.vel_error, "fell": nxt.terminated & alive,
-                   "contact": nxt.feet_contact, "qpos": nxt.data.qpos}
+                   "contact": nxt.feet_contact, "qpos": nxt.data.qpos,
+                   "amp_sample": nxt.amp_sample, "amp_valid": nxt.amp_valid > 0.5}
             alive = alive & ~(nxt.terminated | nxt.truncated)
             return (nxt, alive), out
 
@@ -62,7 +63,35 @@ class Evaluator:
     def evaluate(self, params, obs_norm, seed: int | None = None, keep_qpos: bool = False) -> dict:
         seed = self.cfg.eval.seed if seed is None else seed
         traj = jax.device_get(self._fn(params, obs_norm, jax.random.PRNGKey(seed)))
-        return summarize(traj, self.commands, self.cfg.env.ctrl_dt, keep_qpos=keep_qpos)
+        out = summarize(traj, self.commands, self.cfg.env.ctrl_dt, keep_qpos=keep_qpos)
+        out.update(style_check(traj, self.commands, self.cfg.env.ctrl_dt, self.trainer.reference_features))
+        return out
+
+
+MIN_STYLE_SAMPLES = 20
+
+
+def style_check(traj: dict, commands: np.ndarray, dt: float, reference: Any) -> dict:
+    """Style AUC: a fresh classifier's held-out AUC between the policy's AMP features and the
+    reference's at matched speed (0.5 = indistinguishable, 1.0 = perfectly separable).
+
+    Policy samples are taken from live, non-boundary transitions after the settling time; NaN
+    where fewer than ``MIN_STYLE_SAMPLES`` are available (e.g. the robot fell at once).
+    """
+    from wildamp.diagnose import classifier_auc
+    settle = int(SETTLE_SECONDS / dt)
+    alive = np.asarray(traj["alive"], bool)[settle:]
+    valid = np.asarray(traj["amp_valid"], bool)[settle:] & alive
+    samples = reference.normalizer.apply(np.asarray(traj["amp_sample"])[settle:])
+    per = {}
+    for c in np.unique(commands[:, 0]):
+        sel = commands[:, 0] == c
+        pol = samples[:, sel][valid[:, sel]]
+        ref = reference.samples_near_speed(float(c))
+        ok = len(pol) >= MIN_STYLE_SAMPLES and len(ref) >= MIN_STYLE_SAMPLES
+        per[f"{c:.2f}"] = float(classifier_auc(ref, pol)) if ok else float("nan")
+    vals = [v for v in per.values() if np.isfinite(v)]
+    return {"style_auc": float(np.mean(vals)) if vals else float("nan"), "style_auc_per_command": per}
 
 
 def summarize(traj: dict, commands: np.ndarray, dt: float, keep_qpos: bool = False) -> dict:

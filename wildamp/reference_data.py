@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,15 +37,36 @@ def reference_dataset_path(cfg: Config) -> Path:
     return p
 
 
-def load_reference_features(cfg: Config, model: mujoco.MjModel, spec: Any
-                            ) -> tuple[F.FeatureNormalizer, np.ndarray]:
-    """(normaliser, normalised reference AMP samples (N, D_out) float32) for ``cfg``."""
+@dataclass(frozen=True)
+class ReferenceFeatures:
+    normalizer: F.FeatureNormalizer
+    samples: np.ndarray        # (N, D_out) float32, normalised
+    clip_index: np.ndarray     # (N,) which clip each sample comes from
+    clip_speed: np.ndarray     # (num_clips, 2) commanded forward / lateral speed of each clip (m/s)
+    clip_names: tuple[str, ...]
+
+    def samples_near_speed(self, forward: float, lateral: float = 0.0) -> np.ndarray:
+        """Samples of the clip(s) whose commanded speed is closest to (forward, lateral)."""
+        d = np.hypot(self.clip_speed[:, 0] - forward, self.clip_speed[:, 1] - lateral)
+        best = np.nonzero(np.isclose(d, d.min()))[0]
+        return self.samples[np.isin(self.clip_index, best)]
+
+
+def _clip_speed(meta: dict) -> tuple[float, float]:
+    return float(meta.get("speed", np.nan)), float(meta.get("lateral_speed", 0.0))
+
+
+def load_reference_features(cfg: Config, model: mujoco.MjModel, spec: Any) -> ReferenceFeatures:
+    """The run's reference side: fitted normaliser and normalised AMP samples with their clips."""
     path = reference_dataset_path(cfg)
     dataset = MotionDataset.load(path, joint_names=spec.joint_names)
-    samples, _ = F.dataset_samples(dataset, model, spec, cfg.features, ctrl_dt=cfg.env.ctrl_dt)
+    samples, clip_index = F.dataset_samples(dataset, model, spec, cfg.features, ctrl_dt=cfg.env.ctrl_dt)
     layout = F.FeatureLayout.build(spec, cfg.features)
     names = layout.sample_channel_names()
     normalizer = F.FeatureNormalizer.from_config(samples, names, cfg.features)
     key = hashlib.sha256(json.dumps(cfg.to_dict()["features"], sort_keys=True).encode()).hexdigest()[:10]
     normalizer.save(path.with_name(f"{path.stem}.normalizer-{key}.npz"))
-    return normalizer, np.asarray(normalizer.apply(samples), np.float32)
+    return ReferenceFeatures(
+        normalizer=normalizer, samples=np.asarray(normalizer.apply(samples), np.float32),
+        clip_index=np.asarray(clip_index), clip_speed=np.array([_clip_speed(c.meta) for c in dataset.clips]),
+        clip_names=tuple(c.name for c in dataset.clips))

@@ -178,14 +178,16 @@ class Trainer:
     networks: ppo.Networks
     hyper: ppo.PPOHyper
     amp_hyper: A.AMPHyper | None
-    reference: jax.Array | None          # normalised reference AMP samples (N, D)
+    reference: jax.Array | None          # normalised reference AMP samples (N, D) (None without AMP)
     feature_normalizer: Any
+    reference_features: Any              # reference_data.ReferenceFeatures (also for the style check)
 
     @classmethod
     def build(cls, cfg: Config) -> "Trainer":
         from wildamp.reference_data import load_reference_features
         env_probe = WalkEnv(cfg)
-        normalizer, reference = load_reference_features(cfg, env_probe.mj_model, env_probe.spec)
+        ref = load_reference_features(cfg, env_probe.mj_model, env_probe.spec)
+        normalizer = ref.normalizer
         env = WalkEnv(cfg, model=env_probe.mj_model, spec=env_probe.spec,
                       feature_normalizer=normalizer)
         n = cfg.networks
@@ -193,8 +195,8 @@ class Trainer:
                                      n.policy_hidden, n.value_hidden, n.activation, n.init_log_std)
         return cls(cfg=cfg, env=env, networks=networks, hyper=ppo_hyper(cfg),
                    amp_hyper=amp_hyper(cfg) if cfg.amp.enabled else None,
-                   reference=jnp.asarray(reference) if cfg.amp.enabled else None,
-                   feature_normalizer=normalizer)
+                   reference=jnp.asarray(ref.samples) if cfg.amp.enabled else None,
+                   feature_normalizer=normalizer, reference_features=ref)
 
     @property
     def amp_input_size(self) -> int:
@@ -337,6 +339,7 @@ _EXTRA_METRICS = [
     ("reward/task", "mean per-step task reward (weighted sum of the terms)", "mean", ""),
     ("reward/total", "mean per-step total reward used by PPO (task and style)", "mean", ""),
     ("training/nonfinite", "1 when a PPO loss was NaN/inf this iteration", "max", ""),
+    ("eval/style_auc", "deterministic evaluation: held-out AUC of a fresh classifier, policy vs reference AMP features at matched speed (0.5 = indistinguishable)", "mean", ""),
     ("training/wall_s", "wall-clock seconds since the start of training (compile included)", "last", "s"),
 ]
 
@@ -509,7 +512,7 @@ def run_training(cfg: Config, run_dir: str | os.PathLike, resume: bool = False,
                 if it % cfg.eval.every_iterations < per_call or it >= total:
                     last_eval = evaluator.evaluate(state.ppo.params, state.obs_norm)
                     ev = {f"eval/{k}": v for k, v in last_eval.items() if k in
-                          ("vel_error", "fall_rate", "episode_length", "score")}
+                          ("vel_error", "fall_rate", "episode_length", "score", "style_auc")}
                     logger.log(it, ev)
                     if C.mark_best(run_dir, it, last_eval["score"]):
                         best = path
