@@ -87,6 +87,16 @@ def test_fall_terminates(env, fns):
     assert np.all(np.asarray(s2.reward_terms["termination"]) == 1.0)
 
 
+def test_nonfinite_physics_state_is_flagged_and_reset(env, fns):
+    reset, step = fns
+    s = reset(jax.random.split(jax.random.PRNGKey(7), N))
+    s = s._replace(data=s.data.replace(qvel=s.data.qvel.at[0, 0].set(jnp.nan)))
+    s2 = step(s, jnp.zeros((N, env.action_size)))
+    assert np.asarray(s2.nonfinite).tolist() == [True, False, False, False]
+    assert bool(s2.terminated[0])
+    assert np.isfinite(np.asarray(s2.data.qpos)).all()  # the diverged env was reset
+
+
 def test_every_configured_reward_term_is_computed(env, fns):
     reset, step = fns
     s = reset(jax.random.split(jax.random.PRNGKey(4), N))

@@ -107,24 +107,26 @@ def test_resume_refuses_a_mismatched_spec(amp_run, tmp_path):
         run_training(other, copy, resume=True, progress=False)
 
 
-def test_nonfinite_loss_stops_training_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+@pytest.mark.parametrize("key,value,named", [("ppo/policy_loss", float("nan"), "ppo/policy_loss"),
+                                               ("training/nonfinite_states", 1.0, "env state")])
+def test_nonfinite_stops_training_and_keeps_last_good_checkpoint(tmp_path, monkeypatch, key, value, named):
     import wildamp.train as T
     real_host = T._host
 
     def poisoned(metrics, i):
         rec = real_host(metrics, i)
-        if int(np.asarray(metrics["ppo/policy_loss"]).shape[0]) and poisoned.calls >= 2:
-            rec["ppo/policy_loss"] = float("nan")
+        if poisoned.calls >= 2:  # from the third iteration on
+            rec[key] = value
         poisoned.calls += 1
         return rec
 
     poisoned.calls = 0
     monkeypatch.setattr(T, "_host", poisoned)
     cfg = smoke_cfg("trainer.iterations=6", "eval.every_iterations=100", "video.enabled=false")
-    with pytest.raises(TrainingDiverged, match="policy_loss"):
+    with pytest.raises(TrainingDiverged, match=named.split()[0]):
         run_training(cfg, tmp_path, progress=False)
     failed = json.loads((tmp_path / "FAILED.json").read_text())
-    assert failed["iteration"] == 3 and failed["nonfinite"] == ["ppo/policy_loss"]
+    assert failed["iteration"] == 3 and any(named in n for n in failed["nonfinite"])
     assert [s for s, _ in C.list_checkpoints(tmp_path)] == [2]
 
 

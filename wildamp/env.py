@@ -59,6 +59,7 @@ class EnvState(NamedTuple):
     feet_contact: jax.Array        # (2,) bool
     episode_return: jax.Array
     vel_error: jax.Array           # |v_x − cmd_x| (heading frame) of the last transition
+    nonfinite: jax.Array           # the last transition produced a NaN/inf physics state
     rng: jax.Array
 
 
@@ -204,7 +205,8 @@ class WalkEnv:
             step_count=jnp.zeros((), jnp.int32), last_action=zeros_a, filtered_action=zeros_a,
             prev_frame=frame, history=F.init_history(self.layout.size, self.cfg.features.history),
             feet_air_time=jnp.zeros(2), feet_contact=jnp.zeros(2, bool),
-            episode_return=jnp.zeros(()), vel_error=jnp.zeros(()), rng=rng)
+            episode_return=jnp.zeros(()), vel_error=jnp.zeros(()), nonfinite=jnp.zeros((), bool),
+            rng=rng)
 
     # ------------------------------------------------------------------ step
     def joint_targets(self, action: jax.Array) -> jax.Array:
@@ -294,7 +296,7 @@ class WalkEnv:
             reward_terms=terms, command=cmd, step_count=step_count, last_action=action,
             filtered_action=filtered, prev_frame=frame, history=history, feet_air_time=air_time,
             feet_contact=contact, episode_return=state.episode_return + reward,
-            vel_error=jnp.abs(lin_h[0] - state.command[0]), rng=rng)
+            vel_error=jnp.abs(lin_h[0] - state.command[0]), nonfinite=~finite, rng=rng)
 
         # Auto-reset: new physics state, new command, cleared history; the transition fields above
         # (reward, flags, final_critic_obs, amp sample) describe the finished episode's last step.
@@ -305,7 +307,8 @@ class WalkEnv:
         fresh = fresh._replace(
             reward=reward, terminated=terminated, truncated=truncated, final_critic_obs=critic,
             amp_sample=amp_sample, amp_valid=amp_valid, reward_terms=terms,
-            episode_return=stepped.episode_return, vel_error=stepped.vel_error)
+            episode_return=stepped.episode_return, vel_error=stepped.vel_error,
+            nonfinite=stepped.nonfinite)
         return jax.tree.map(lambda a, b: jnp.where(_bcast(done, a), a, b), fresh, stepped)
 
     # ------------------------------------------------------------------ layout / spec

@@ -105,6 +105,7 @@ class Transition(NamedTuple):
     episode_length: jax.Array
     episode_return: jax.Array
     vel_error: jax.Array
+    nonfinite: jax.Array
 
 
 def ppo_hyper(cfg: Config) -> ppo.PPOHyper:
@@ -251,7 +252,7 @@ class Trainer:
                 amp_valid=nxt.amp_valid, reward_terms=nxt.reward_terms,
                 episode_length=jnp.where(done, env_state.step_count + 1, 0),
                 episode_return=jnp.where(done, nxt.episode_return, 0.0),
-                vel_error=nxt.vel_error)
+                vel_error=nxt.vel_error, nonfinite=nxt.nonfinite)
             return (nxt, rng), tr
 
         (env_state, rng), traj = jax.lax.scan(one, (state.env, state.rng), None,
@@ -309,8 +310,7 @@ class Trainer:
             metrics[f"reward/{k}"] = jnp.mean(traj.reward_terms[k])
         metrics["env/vel_error"] = jnp.mean(traj.vel_error)
         steps = cfg.trainer.num_envs * cfg.trainer.rollout_steps
-        bad = ~jnp.all(jnp.isfinite(jnp.stack([pm["policy_loss"], pm["value_loss"]])))
-        metrics["training/nonfinite"] = bad.astype(jnp.float32)
+        metrics["training/nonfinite_states"] = jnp.sum(traj.nonfinite).astype(jnp.float32)
         new = TrainState(ppo=ppo_state, obs_norm=obs_norm, critic_norm=critic_norm, disc=disc,
                          env=state.env, rng=rng, iteration=state.iteration + 1,
                          env_steps=state.env_steps + steps)
@@ -338,7 +338,7 @@ _EXTRA_METRICS = [
     ("ppo/policy_std", "mean standard deviation of the Gaussian policy", "mean", ""),
     ("reward/task", "mean per-step task reward (weighted sum of the terms)", "mean", ""),
     ("reward/total", "mean per-step total reward used by PPO (task and style)", "mean", ""),
-    ("training/nonfinite", "1 when a PPO loss was NaN/inf this iteration", "max", ""),
+    ("training/nonfinite_states", "transitions whose physics state became NaN/inf (training stops)", "sum", ""),
     ("eval/style_auc", "deterministic evaluation: held-out AUC of a fresh classifier, policy vs reference AMP features at matched speed (0.5 = indistinguishable)", "mean", ""),
     ("training/wall_s", "wall-clock seconds since the start of training (compile included)", "last", "s"),
 ]
@@ -484,6 +484,8 @@ def run_training(cfg: Config, run_dir: str | os.PathLike, resume: bool = False,
                 rec["training/wall_s"] = time.time() - t_start
                 bad = [k for k in ("ppo/policy_loss", "ppo/value_loss", "amp/disc_loss")
                        if k in rec and not math.isfinite(rec[k])]
+                if rec["training/nonfinite_states"] > 0:
+                    bad.append("env state (physics diverged)")
                 if bad:
                     (run_dir / "FAILED.json").write_text(json.dumps(
                         {"iteration": it, "nonfinite": bad, "record": {k: str(v) for k, v in rec.items()}},
