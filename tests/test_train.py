@@ -191,3 +191,20 @@ def test_style_check_tells_reference_like_features_from_others(amp_run):
     traj["amp_sample"] = like + 3.0 * norm.std  # every channel shifted by 3 reference std
     other = style_check(traj, commands, dt, ref)["style_auc"]
     assert same < 0.7 and other > 0.95, (same, other)
+
+
+def test_train_command_end_to_end(tmp_path):
+    """`wildamp train` as a user runs it: run folder with curves, checkpoint, eval JSON and video."""
+    import subprocess
+    import sys
+    run = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "wildamp.cli", "train", "--config", str(SMOKE),
+                        "--run-dir", str(run)], capture_output=True, text=True, cwd=paths.REPO_ROOT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for name in ("config.yaml", "metrics.jsonl", "training.png", "eval.json", "eval.mp4"):
+        assert (run / name).stat().st_size > 0, name
+    assert C.list_checkpoints(run)
+    # The curves figure really has plots (not the empty "no metrics" placeholder).
+    import matplotlib.image as mpimg
+    img = mpimg.imread(run / "training.png")
+    assert img.shape[1] > 600 and img[..., :3].std() > 0.05

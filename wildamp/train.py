@@ -494,8 +494,9 @@ def run_training(cfg: Config, run_dir: str | os.PathLike, resume: bool = False,
                         f"non-finite {bad} at iteration {it}; the last good checkpoint is kept in "
                         f"{run_dir / 'checkpoints'}; details in {run_dir / 'FAILED.json'}")
                 if monitor is not None:
-                    for w in monitor.update({"disc_acc": rec["amp/disc_acc"],
-                                             "amp_reward_mean": rec["amp/reward_mean"]}):
+                    for w in monitor.update({k: rec[f"amp/{k}"] for k in (
+                            "disc_acc", "disc_real_mean", "disc_fake_mean")} |
+                            {"amp_reward_mean": rec["amp/reward_mean"]}):
                         print(f"[AMP health] iteration {it}: {w}")
                         with open(run_dir / "warnings.log", "a") as f:
                             f.write(f"iteration {it}: {w}\n")
@@ -547,8 +548,8 @@ def train_main(config: str | None, overrides: list[str], run_dir: str | None, re
     except TrainingDiverged as e:
         print(f"wildamp train: stopped: {e}")
         return 3
-    from wildamp.metrics import plot_dashboard
-    fig = plot_dashboard(result.records)
+    from wildamp.metrics import plot_dashboard, read_jsonl
+    fig = plot_dashboard(read_jsonl(out / "metrics.jsonl"))
     fig.savefig(out / "training.png", dpi=100)
     print(f"training curves → {out / 'training.png'}")
     return eval_main(str(out), video=str(out / "eval.mp4") if cfg.video.enabled else None,
