@@ -3,9 +3,6 @@ PYTHON ?= python3
 export PYTHON
 export MUJOCO_GL ?= egl
 export XLA_PYTHON_CLIENT_PREALLOCATE ?= false
-# A fixed hash seed makes traced programs identical across processes, so JAX's persistent
-# compilation cache hits (MJX programs take minutes to compile on CPU).
-export PYTHONHASHSEED ?= 0
 
 .PHONY: setup train test bench-cpu strip
 
