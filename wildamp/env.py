@@ -60,6 +60,7 @@ class EnvState(NamedTuple):
     episode_return: jax.Array
     vel_error: jax.Array           # |v_x − cmd_x| (heading frame) of the last transition
     nonfinite: jax.Array           # the last transition produced a NaN/inf physics state
+    dr: jax.Array                  # (3,) domain randomisation of this episode: friction, mass, kp scale
     rng: jax.Array
 
 
@@ -75,10 +76,6 @@ class WalkEnv:
     def __init__(self, cfg: Config, model: mujoco.MjModel | None = None,
                  spec: RobotSpec | None = None, feature_normalizer: Any = None):
         ecfg = cfg.env
-        if ecfg.domain_randomization.enabled:
-            raise NotImplementedError(
-                "env.domain_randomization.enabled: true is not implemented yet in wildamp; set it to "
-                "false (it would otherwise be silently ignored)")
         self.cfg = cfg
         self.mj_model = model if model is not None else load_model(paths.resolve(cfg.robot.model))
         self.mj_model.opt.timestep = ecfg.sim_dt
@@ -174,11 +171,35 @@ class WalkEnv:
                                        time=jnp.zeros_like(self._home_data.time))
         return data, self.sample_command(k_cmd)
 
+    def sample_randomization(self, rng: jax.Array) -> jax.Array:
+        """Per-episode (friction, mass, servo kp) scale factors; ones when randomisation is off."""
+        dr = self.cfg.env.domain_randomization
+        if not dr.enabled:
+            return jnp.ones(3)
+        lo = jnp.array([dr.friction_range[0], dr.mass_scale_range[0], dr.kp_scale_range[0]])
+        hi = jnp.array([dr.friction_range[1], dr.mass_scale_range[1], dr.kp_scale_range[1]])
+        return jax.random.uniform(rng, (3,), minval=lo, maxval=hi)
+
+    def physics_model(self, dr: jax.Array) -> mjx.Model:
+        """The MJX model of one episode: friction of every geom, every body's mass and inertia, and
+        the servos' kp scaled by ``dr`` (friction combines by max, so scaling all geoms scales the
+        effective pad–floor friction). Without randomisation the shared model is used as is."""
+        if not self.cfg.env.domain_randomization.enabled:
+            return self.mjx_model
+        m = self.mjx_model
+        kp = m.actuator_gainprm[:, 0] * dr[2]
+        return m.replace(
+            geom_friction=m.geom_friction.at[:, 0].multiply(dr[0]),
+            body_mass=m.body_mass * dr[1], body_inertia=m.body_inertia * dr[1],
+            actuator_gainprm=m.actuator_gainprm.at[:, 0].set(kp),
+            actuator_biasprm=m.actuator_biasprm.at[:, 1].set(-kp))
+
     def reset(self, rng: jax.Array) -> EnvState:
         rng, k = jax.random.split(rng)
+        k_dr = jax.random.fold_in(k, 1)  # folded in so the other random streams do not change
         data, command = self._fresh(k)
         data = mjx.kinematics(self.mjx_model, data)
-        return self._initial_state(data, command, rng)
+        return self._initial_state(data, command, rng, self.sample_randomization(k_dr))
 
     def reset_with_command(self, rng: jax.Array, command: jax.Array) -> EnvState:
         """A reset whose command is given (deterministic evaluation)."""
@@ -190,7 +211,8 @@ class WalkEnv:
         return state._replace(command=command, obs=state.obs.at[o - 3:o].set(command),
                               critic_obs=state.critic_obs.at[o - 3:o].set(command))
 
-    def _initial_state(self, data: mjx.Data, command: jax.Array, rng: jax.Array) -> EnvState:
+    def _initial_state(self, data: mjx.Data, command: jax.Array, rng: jax.Array,
+                       dr: jax.Array) -> EnvState:
         J = self.num_joints
         forces = jnp.zeros(4)
         frame = F.frame_from_data(self.frame_ids, data.qpos, data.qvel, data.geom_xpos, forces)
@@ -206,7 +228,7 @@ class WalkEnv:
             prev_frame=frame, history=F.init_history(self.layout.size, self.cfg.features.history),
             feet_air_time=jnp.zeros(2), feet_contact=jnp.zeros(2, bool),
             episode_return=jnp.zeros(()), vel_error=jnp.zeros(()), nonfinite=jnp.zeros((), bool),
-            rng=rng)
+            dr=dr, rng=rng)
 
     # ------------------------------------------------------------------ step
     def joint_targets(self, action: jax.Array) -> jax.Array:
@@ -220,12 +242,13 @@ class WalkEnv:
         alpha = ecfg.action_filter_alpha
         filtered = alpha * state.filtered_action + (1.0 - alpha) * action
         data = state.data.replace(ctrl=self.joint_targets(filtered))
+        model = self.physics_model(state.dr)
 
         def substep(d, _):
-            return mjx.step(self.mjx_model, d), None
+            return mjx.step(model, d), None
 
         data, _ = jax.lax.scan(substep, data, None, length=self.n_substeps)
-        forces = mjx_geom_normal_forces(self.mjx_model, data, self.pad_ids)
+        forces = mjx_geom_normal_forces(model, data, self.pad_ids)
         # mj_step leaves positions of the pre-integration state in xpos; recompute so that geometry
         # and qpos agree exactly as they do for the kinematically replayed reference.
         data = mjx.kinematics(self.mjx_model, data)
@@ -286,6 +309,7 @@ class WalkEnv:
         truncated = (step_count >= self.episode_steps) & ~terminated
         # Commands are resampled on a timer as well as on reset.
         rng, k_cmd, k_reset = jax.random.split(state.rng, 3)
+        k_dr = jax.random.fold_in(k_reset, 1)
         resample = (step_count % self.resample_steps) == 0
         cmd = jnp.where(resample, self.sample_command(k_cmd), cmd)
         obs, critic = self._observe(data, cmd, action, forces, air_time, frame.pad_pos[:, 2])
@@ -303,7 +327,7 @@ class WalkEnv:
         done = terminated | truncated
         fresh_data, fresh_cmd = self._fresh(k_reset)
         fresh_data = mjx.kinematics(self.mjx_model, fresh_data)
-        fresh = self._initial_state(fresh_data, fresh_cmd, rng)
+        fresh = self._initial_state(fresh_data, fresh_cmd, rng, self.sample_randomization(k_dr))
         fresh = fresh._replace(
             reward=reward, terminated=terminated, truncated=truncated, final_critic_obs=critic,
             amp_sample=amp_sample, amp_valid=amp_valid, reward_terms=terms,
