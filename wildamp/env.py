@@ -74,7 +74,7 @@ class WalkEnv:
     """WildRobot velocity-command walking env in MJX (one instance, vmapped over envs)."""
 
     def __init__(self, cfg: Config, model: mujoco.MjModel | None = None,
-                 spec: RobotSpec | None = None, feature_normalizer: Any = None):
+                 spec: RobotSpec | None = None):
         ecfg = cfg.env
         self.cfg = cfg
         self.mj_model = model if model is not None else load_model(paths.resolve(cfg.robot.model))
@@ -108,7 +108,6 @@ class WalkEnv:
         self.frame_ids = F.FrameIds.from_model(self.mj_model, self.spec)
         self.layout = F.FeatureLayout.build(self.spec, cfg.features)
         self.feature_params = F.FeatureParams.from_config(cfg.features, self.spec, self.mj_model)
-        self.feature_normalizer = feature_normalizer
         self.total_mass = float(self.spec.total_mass)
         self.obs_size = 3 + 3 + 3 + 3 * J + 3
         self.critic_obs_size = self.obs_size + (1 + 4 + 4 + 2 if ecfg.privileged_critic else 0)

@@ -30,7 +30,6 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from wildamp import amp as A
-from wildamp import features as F
 from wildamp import paths, ppo
 from wildamp.config import REWARD_TERMS, Config, load_config, save_effective_config
 from wildamp.env import EnvState, WalkEnv
@@ -186,11 +185,9 @@ class Trainer:
     @classmethod
     def build(cls, cfg: Config) -> "Trainer":
         from wildamp.reference_data import load_reference_features
-        env_probe = WalkEnv(cfg)
-        ref = load_reference_features(cfg, env_probe.mj_model, env_probe.spec)
+        env = WalkEnv(cfg)
+        ref = load_reference_features(cfg, env.mj_model, env.spec)
         normalizer = ref.normalizer
-        env = WalkEnv(cfg, model=env_probe.mj_model, spec=env_probe.spec,
-                      feature_normalizer=normalizer)
         n = cfg.networks
         networks = ppo.make_networks(env.obs_size, env.critic_obs_size, env.action_size,
                                      n.policy_hidden, n.value_hidden, n.activation, n.init_log_std)
@@ -544,7 +541,7 @@ def train_main(config: str | None, overrides: list[str], run_dir: str | None, re
     print(f"wildamp train: config {cfg_path} → run dir {out}  (JAX backend: {jax.default_backend()}, "
           f"{cfg.trainer.num_envs} envs on {jax.device_count()} device(s), AMP {'on' if cfg.amp.enabled else 'off'})")
     try:
-        result = run_training(cfg, out, resume=bool(resume), iterations=iterations)
+        run_training(cfg, out, resume=bool(resume), iterations=iterations)
     except TrainingDiverged as e:
         print(f"wildamp train: stopped: {e}")
         return 3
