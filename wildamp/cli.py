@@ -42,7 +42,18 @@ def _cmd_ref_convert(a: argparse.Namespace) -> int:
 
 def _cmd_ref_check(a: argparse.Namespace) -> int:
     from wildamp.reference.feasibility import check_main
-    return check_main(a.dataset, a.out)
+    return check_main(a.dataset, a.out, starts=a.starts,
+                      friction_scales=tuple(float(f) for f in a.friction_scales.split(",")))
+
+
+def _cmd_ref_tune(a: argparse.Namespace) -> int:
+    from wildamp.reference.tuning import tune_main
+    speeds = [float(s) for s in a.speeds.split(",")]
+    settle = tuple(float(s) for s in a.settle_times.split(",")) if a.settle_times else None
+    return tune_main(speeds, out=a.out, iterations=a.iterations, population=a.population, init=a.init,
+                     seed=a.seed, workers=a.workers, settle_times=settle,
+                     friction_scales=tuple(float(f) for f in a.friction_scales.split(",")),
+                     jitter=a.jitter, jitter_draws=a.jitter_draws)
 
 
 def _cmd_diagnose_features(a: argparse.Namespace) -> int:
@@ -97,7 +108,28 @@ def build_parser() -> argparse.ArgumentParser:
     rchk = ref.add_parser("check", help="feasibility gate: PD-track every clip in MuJoCo")
     rchk.add_argument("dataset")
     rchk.add_argument("--out", default=None, help="write the report as JSON")
+    rchk.add_argument("--starts", type=int, default=0,
+                      help="also track every clip from N start timings (0.045-0.26 s) and report pass counts")
+    rchk.add_argument("--friction-scales", default="1.0",
+                      help="with --starts: also on floors of these friction scales (e.g. 0.75,1,1.25)")
     rchk.set_defaults(fn=_cmd_ref_check)
+    tune = ref.add_parser("tune", help="search gait-generator parameters the robot follows (gate in the loop)")
+    tune.add_argument("--speeds", required=True, help="comma-separated forward speeds (m/s) the set must walk")
+    tune.add_argument("--iterations", type=int, default=14)
+    tune.add_argument("--population", type=int, default=40)
+    tune.add_argument("--init", default=None, help="JSON file with the starting parameters (or a tune result)")
+    tune.add_argument("--seed", type=int, default=0)
+    tune.add_argument("--settle-times", default=None,
+                      help="comma-separated start timings (s) every candidate is tracked from (default 0.07,0.1,0.13,0.17)")
+    tune.add_argument("--workers", type=int, default=None, help="processes (default: the CPU count, at most 8)")
+    tune.add_argument("--friction-scales", default="1.0",
+                      help="comma-separated floor friction scales every start is also tracked on (e.g. 0.8,1,1.2)")
+    tune.add_argument("--jitter", type=float, default=0.002,
+                      help="relative parameter jitter of the perturbed copies (with --jitter-draws)")
+    tune.add_argument("--jitter-draws", type=int, default=0,
+                      help="also track this many slightly perturbed copies of every candidate")
+    tune.add_argument("--out", default=None, help="write the result (parameters, score, gate runs) as JSON")
+    tune.set_defaults(fn=_cmd_ref_tune)
 
     diag = sub.add_parser("diagnose", help="diagnostics").add_subparsers(dest="sub", required=True)
     df = diag.add_parser("features", help="per-channel separability (leak detector) of two feature sets")

@@ -33,10 +33,12 @@ A clip passes iff no criterion fails; the report names every failing criterion w
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
 import os
+import platform
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -52,6 +54,7 @@ from wildamp.reference.resample import resample_clip
 __all__ = [
     "FeasibilityThresholds", "ClipReport", "TrackingTrace", "DEFAULT_CTRL_DT", "servo_lag", "track_clip",
     "evaluate_trace", "check_clip", "check_dataset", "format_table", "reports_to_json", "check_main",
+    "with_friction_scale", "start_timings", "RobustnessRow", "robustness", "format_robustness",
 ]
 
 #: Control period (s) of the servos' targets: the policy's rate (DESIGN.md section 4, 50 Hz).
@@ -60,7 +63,7 @@ DEFAULT_CTRL_DT = 0.02
 
 @dataclass(frozen=True)
 class FeasibilityThresholds:
-    """Pass/fail thresholds and settings of the gate (defaults suit WildRobot walking at 0.1-0.3 m/s).
+    """Pass/fail thresholds and settings of the gate (defaults suit WildRobot walking at 0.1-0.4 m/s).
 
     Attributes:
         limit_margin: a reference joint angle within this of its limit (rad, 1 deg) is saturated.
@@ -483,11 +486,91 @@ def reports_to_json(reports: Sequence[ClipReport], thresholds: FeasibilityThresh
     return json.dumps(doc, indent=2, allow_nan=False)
 
 
-def check_main(dataset_path: str | os.PathLike, out_json: str | os.PathLike | None = None) -> int:
-    """CLI body of ``wildamp reference check DATASET.npz [--out FILE.json]``.
+def with_friction_scale(model: mujoco.MjModel, scale: float) -> mujoco.MjModel:
+    """A copy of ``model`` whose sliding friction is ``scale`` times the original on every geom
+    (MuJoCo uses the larger friction of a geom pair, so the floor-sole contact scales by ``scale``);
+    ``model`` itself when the scale is 1."""
+    if scale == 1.0:
+        return model
+    if not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"friction scale must be positive, got {scale}")
+    scaled = copy.deepcopy(model)
+    scaled.geom_friction[:, 0] *= scale
+    return scaled
+
+
+def start_timings(n: int) -> np.ndarray:
+    """``n`` start timings (s the first pose is held on the floor) evenly spaced over 0.045-0.2575 s
+    (for n = 18: every 12.5 ms)."""
+    if n < 1:
+        raise ValueError(f"need at least one start timing, got {n}")
+    return np.round(np.linspace(0.045, 0.2575, n), 6) if n > 1 else np.array([FeasibilityThresholds().settle_time])
+
+
+@dataclass(frozen=True)
+class RobustnessRow:
+    """One clip on one floor, tracked from several start timings: how many runs pass, the range of
+    tracked / reference mean speed, and how often each criterion failed."""
+
+    clip: str
+    friction_scale: float
+    runs: int
+    passed: int
+    speed_ratio_min: float
+    speed_ratio_max: float
+    failing: dict
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def robustness(model: mujoco.MjModel, spec, dataset: MotionDataset, settle_times: Sequence[float],
+               friction_scales: Sequence[float] = (1.0,), thresholds: FeasibilityThresholds | None = None,
+               ctrl_dt: float = DEFAULT_CTRL_DT) -> list[RobustnessRow]:
+    """Run the gate on every clip from every start timing on every floor friction scale.
+
+    An open-loop tracked gait is chaotic: one start can pass where another falls, so a single gate
+    run says little about how close to the edge a clip is. This says it.
+    """
+    th = thresholds or FeasibilityThresholds()
+    rows = []
+    for clip in dataset.clips:
+        for scale in friction_scales:
+            m = with_friction_scale(model, float(scale))
+            reports = [check_clip(m, spec, clip, dataclasses.replace(th, settle_time=float(s)), ctrl_dt=ctrl_dt)
+                       for s in settle_times]
+            ratios = [r.sim_speed / r.ref_speed for r in reports if r.ref_speed > 1e-9] or [float("nan")]
+            failing: dict[str, int] = {}
+            for r in reports:
+                for f in r.failures:
+                    key = f.split(":")[0]
+                    failing[key] = failing.get(key, 0) + 1
+            rows.append(RobustnessRow(clip=clip.name, friction_scale=float(scale), runs=len(reports),
+                                      passed=sum(r.passed for r in reports), speed_ratio_min=float(min(ratios)),
+                                      speed_ratio_max=float(max(ratios)), failing=failing))
+    return rows
+
+
+def format_robustness(rows: Sequence[RobustnessRow]) -> str:
+    """A text table of :func:`robustness` rows."""
+    head = f"{'clip':<24} {'friction':>8} {'passed':>8} {'v_sim/v_ref':>11}  failing (runs)"
+    out = [head, "-" * len(head)]
+    for r in rows:
+        fails = ", ".join(f"{k} ({v})" for k, v in sorted(r.failing.items())) or "-"
+        out.append(f"{r.clip[:24]:<24} {r.friction_scale:8.2f} {r.passed:>4}/{r.runs:<3} "
+                   f"{r.speed_ratio_min:5.2f}-{r.speed_ratio_max:<5.2f}  {fails}")
+    return "\n".join(out)
+
+
+def check_main(dataset_path: str | os.PathLike, out_json: str | os.PathLike | None = None,
+               starts: int = 0, friction_scales: Sequence[float] = (1.0,)) -> int:
+    """CLI body of ``wildamp reference check DATASET.npz [--out FILE.json] [--starts N]
+    [--friction-scales 0.75,1,1.25]``.
 
     Prints the table (and every failing criterion), writes the JSON if asked; returns 0 iff every
-    clip passes, 1 otherwise.
+    clip passes, 1 otherwise. With ``starts`` > 0 (or friction scales other than 1) it also runs
+    :func:`robustness` and prints its table; that part is information and does not change the
+    exit status.
     """
     from wildamp.robot import load_model, load_robot_spec
 
@@ -500,9 +583,22 @@ def check_main(dataset_path: str | os.PathLike, out_json: str | os.PathLike | No
     for r in reports:
         for f in r.failures:
             print(f"  {r.name}: {f}")
+    rows = None
+    if starts > 0 or tuple(friction_scales) != (1.0,):
+        settle = start_timings(starts) if starts > 0 else np.array([th.settle_time])
+        print(f"\nrobustness: {len(settle)} start timings ({settle.min():.3f}-{settle.max():.3f} s) x "
+              f"friction scales {', '.join(f'{f:g}' for f in friction_scales)}")
+        rows = robustness(model, spec, ds, settle, friction_scales, th)
+        print(format_robustness(rows))
     if out_json is not None:
         out = Path(out_json)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(reports_to_json(reports, th))
+        doc = json.loads(reports_to_json(reports, th))
+        doc["environment"] = {"mujoco": mujoco.__version__, "numpy": np.__version__,
+                              "python": platform.python_version(), "machine": platform.platform(),
+                              "processor": platform.processor() or platform.machine()}
+        if rows is not None:
+            doc["robustness"] = [r.to_dict() for r in rows]
+        out.write_text(json.dumps(doc, indent=2, allow_nan=False))
         print(f"wrote {out}")
     return 0 if all(r.passed for r in reports) else 1

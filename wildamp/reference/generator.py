@@ -69,25 +69,27 @@ __all__ = [
 ]
 
 GRAVITY = 9.81
-#: Forward speeds (m/s) of the default dataset: those the robot's servos follow with margin. At
-#: 0.3 m/s the PD-tracked robot only reaches ~0.15 m/s (the gate passes it at the edge of its speed
-#: tolerance) and from 0.35 m/s it falls, whatever the parameters (see GaitParams).
-DEFAULT_SPEEDS: tuple[float, ...] = (0.1, 0.15, 0.2, 0.25)
+#: Forward speeds (m/s) of the default dataset. Every clip passes the feasibility gate from several
+#: start timings (tests/test_reference_gait.py); above 0.25 m/s each speed has its own tuned
+#: parameter set (:data:`GAIT_BANDS`).
+DEFAULT_SPEEDS: tuple[float, ...] = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4)
 #: Sideways speeds (m/s, + is to the robot's left) of the default dataset's lateral clips.
 DEFAULT_LATERAL_SPEEDS: tuple[float, ...] = (0.1, -0.1)
 #: Joint angles must stay this far inside their limits (rad, ~2 deg).
 LIMIT_MARGIN = 0.035
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 
 @dataclass(frozen=True)
 class GaitParams:
     """Parameters of one generated walking clip (SI units; the robot faces +x, its left is +y).
 
-    The defaults are the embedded gait, tuned by running the feasibility gate (PD tracking in
-    MuJoCo) over random parameter sets at 0.1-0.35 m/s and keeping the one that passes at every
-    speed up to 0.3 m/s and under perturbed start timing (no set passed at 0.35 m/s). Changing one of them is fine for experiments; the gate
-    (``wildamp reference check``) says whether the result is still feasible.
+    The defaults are the embedded gait's slow band (up to 0.25 m/s; faster bands override some of
+    them, :data:`GAIT_BANDS`), tuned by running the feasibility gate (PD tracking in MuJoCo) over
+    random parameter sets and keeping one that passes at every speed of its band and under perturbed
+    start timing. Changing one of them is fine for experiments; the gate
+    (``wildamp reference check``) says whether the result is still feasible, and
+    ``wildamp reference tune`` searches for a set that passes at given speeds.
 
     Attributes:
         speed: forward walking speed (m/s) in steady state.
@@ -184,9 +186,36 @@ class GaitParams:
         return f"walk_fwd_{self.speed:.2f}"
 
 
+#: The embedded gait's parameter sets by forward speed band: ``(top speed, overrides of the
+#: GaitParams defaults)``. A clip at forward speed v uses the first band whose top speed is >= |v|
+#: (the last band above that). The defaults carry the slow band; the faster sets come from
+#: ``wildamp reference tune`` (:mod:`wildamp.reference.tuning`: cross-entropy search scored by the
+#: feasibility gate from several start timings; the 0.4 m/s set also on floors of 0.85 and 1.15
+#: times the friction and with 0.2 %-jittered copies of each candidate, because a set found without
+#: them could hinge on the 5th digit of a parameter): faster walking needs a later rocking phase,
+#: higher and softer swings and a slower ramp-up (8-9 steps), which the slow band cannot give (its
+#: tracked robot falls from 0.35 m/s on).
+GAIT_BANDS: tuple[tuple[float, dict], ...] = (
+    (0.25, {}),
+    (0.30, dict(step_period=0.273, double_support_fraction=0.0704, step_height=0.0532, pelvis_height=0.4357,
+                rock_gain=1.1518, rock_phase=1.0521, zmp_forward_travel=0.0156,
+                first_push_fraction=0.5551, stance_lift=0.0135, pelvis_pitch=0.0601,
+                lift_exponent=1.7527, ramp_steps=8)),
+    (0.35, dict(step_period=0.2916, double_support_fraction=0.0, step_height=0.0487, pelvis_height=0.44,
+                rock_gain=1.091, rock_phase=1.28, zmp_forward_travel=0.0326, first_push_fraction=0.4772,
+                stance_lift=0.0128, pelvis_pitch=0.06, lift_exponent=1.4519, ramp_steps=8)),
+    (0.40, dict(step_period=0.2828, double_support_fraction=0.007, step_height=0.0501, pelvis_height=0.439,
+                rock_gain=1.3456, rock_phase=0.9951, zmp_forward_travel=0.0247,
+                first_push_fraction=0.1451, stance_lift=0.0171, pelvis_pitch=0.07,
+                lift_exponent=1.2094, ramp_steps=9)),
+)
+
+
 def default_gait_params(speed: float = 0.25, lateral_speed: float = 0.0, **overrides) -> GaitParams:
-    """The embedded gait's parameters at a given speed (the :class:`GaitParams` defaults)."""
-    return GaitParams(speed=float(speed), lateral_speed=float(lateral_speed), **overrides).validate()
+    """The embedded gait's parameters at a given speed: the :data:`GAIT_BANDS` set for ``speed``,
+    then ``overrides``."""
+    band = next((p for top, p in GAIT_BANDS if abs(float(speed)) <= top + 1e-9), GAIT_BANDS[-1][1])
+    return GaitParams(speed=float(speed), lateral_speed=float(lateral_speed), **{**band, **overrides}).validate()
 
 
 # ------------------------------------------------------------------------------ leg geometry
