@@ -336,6 +336,35 @@ def test_monitor_quiet_on_healthy_oscillation():
     assert _run(DiscHealthMonitor(window=10), accs) == []
 
 
+def test_monitor_reports_an_undecided_discriminator_once_not_as_two_contradicting_warnings():
+    from wildamp.amp.monitor import COLLAPSED_GUIDE, REWARD_COLLAPSE_GUIDE, UNDECIDED_GUIDE
+
+    # D near 0 for everything (the start of training): disc_acc 0.5 AND reward ~0 at once.
+    start = {"disc_acc": 0.5, "amp_reward_mean": 0.02, "disc_real_mean": 0.06, "disc_fake_mean": 0.03}
+    m = DiscHealthMonitor(window=5, midpoint=0.5)
+    w = [x for _ in range(10) for x in m.update(start)]
+    assert len(w) == 2 and all("undecided" in x and UNDECIDED_GUIDE in x for x in w)
+    assert not any(REWARD_COLLAPSE_GUIDE in x or COLLAPSED_GUIDE in x for x in w)
+    assert "disc_real_mean=0.060" in w[0] and "10 iterations in a row" in w[1]
+    # Without the midpoint (or the means) the monitor cannot tell and reports both conditions.
+    def feed(monitor, metrics, n=5):
+        return [x for _ in range(n) for x in monitor.update(metrics)]
+
+    w = feed(DiscHealthMonitor(window=5), start)
+    assert len(w) == 2 and COLLAPSED_GUIDE in w[0] and REWARD_COLLAPSE_GUIDE in w[1]
+    assert len(feed(DiscHealthMonitor(window=5, midpoint=0.5), {"disc_acc": 0.5, "amp_reward_mean": 0.02})) == 2
+    # As in a real CPU run: the pinned streak fires first, the reward streak later (reward still
+    # above the floor at first); every message is "undecided", none says "too strong".
+    m = DiscHealthMonitor(window=5, midpoint=0.5)
+    early = dict(start, amp_reward_mean=0.07)
+    w = feed(m, early, 3) + feed(m, start, 9)
+    assert len(w) == 3 and all("undecided" in x for x in w)
+    assert [x.split("(iteration ")[1].split(",")[0] for x in w] == ["5", "8", "10"]
+    # Reference scored real while the policy is scored fake (and disc_acc still ~0.5): not "undecided".
+    w = feed(DiscHealthMonitor(window=5, midpoint=0.5), dict(start, disc_real_mean=0.7))
+    assert len(w) == 2 and not any("undecided" in x for x in w)
+
+
 def test_monitor_fires_on_reward_collapse_and_needs_the_metric():
     m = DiscHealthMonitor(window=5, reward_floor=0.05)
     w = _run(m, [0.8] * 5, reward=jnp.asarray(0.01))

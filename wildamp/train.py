@@ -440,7 +440,9 @@ def run_training(cfg: Config, run_dir: str | os.PathLike, resume: bool = False,
     if cfg.logging.wandb:
         sinks.append(WandbSink(cfg.logging.wandb_project, mode=cfg.logging.wandb_mode, dir=run_dir))
     logger = MetricsLogger(run_dir, sinks)
-    monitor = A.DiscHealthMonitor(window=cfg.amp.health_window) if cfg.amp.enabled else None
+    monitor = (A.DiscHealthMonitor(window=cfg.amp.health_window,
+                                   midpoint=A.as_objective(cfg.amp.objective).midpoint)
+               if cfg.amp.enabled else None)
     evaluator = Evaluator(trainer)
     train_fn = trainer.make_train_fn()
     total = iterations if iterations is not None else cfg.trainer.iterations

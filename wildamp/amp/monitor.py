@@ -14,6 +14,11 @@ TOO_STRONG_GUIDE = ("Discriminator too strong (seed tuning guide: disc_acc 0.95+
                     "disc_acc 1.00).")
 COLLAPSED_GUIDE = ("Discriminator collapsed (seed tuning guide: disc_acc ~0.50): ↑ disc_lr, ↑ update_steps, "
                    "↓ r1_gamma. Healthy is disc_acc 0.6-0.8 with oscillation; don't over-handicap it.")
+UNDECIDED_GUIDE = ("The discriminator scores reference AND policy samples on the fake side of its midpoint: it "
+                   "has not separated them yet (normal for the first iterations, as D starts near 0 — more "
+                   "so with spectral norm), so the low AMP reward does not mean it is too strong. If it "
+                   "lasts: ↑ disc_lr, ↑ update_steps, ↓ r1_gamma; check that the reference features vary "
+                   "(constant channels are dropped) and that both sides use the same feature function.")
 REWARD_COLLAPSE_GUIDE = ("AMP reward collapsed: the discriminator calls every policy sample fake — treat as "
                          "too strong: ↓ disc_lr, ↓ update_steps, ↑ r1_gamma / ↑ input_noise_std; check "
                          "feature parity (contacts, frames, normalisation) between policy and reference.")
@@ -34,10 +39,16 @@ class DiscHealthMonitor:
 
     A warning fires when a streak reaches ``window`` and again every further ``window`` iterations
     while it lasts. Each warning carries the seed's tuning advice.
+
+    The guides contradict each other (↑ vs ↓ disc_lr) in one common case: D has not separated the
+    samples yet and scores *everything* as fake, so disc_acc sits at 0.5 and the reward drops low.
+    With ``midpoint`` (the objective's decision threshold) and the metrics ``disc_real_mean``/
+    ``disc_fake_mean``, a collapse or reward warning while disc_acc is pinned and both means are
+    below the midpoint is reported as "undecided" instead (one message per iteration).
     """
 
     def __init__(self, window: int, high: float = 0.95, low_band: tuple[float, float] = (0.45, 0.55),
-                 reward_floor: Optional[float] = 0.05) -> None:
+                 reward_floor: Optional[float] = 0.05, midpoint: Optional[float] = None) -> None:
         if window < 1:
             raise ValueError(f"DiscHealthMonitor: window must be >= 1, got {window}")
         if not low_band[0] < low_band[1] < high:
@@ -47,6 +58,7 @@ class DiscHealthMonitor:
         self.high = high
         self.low_band = low_band
         self.reward_floor = reward_floor
+        self.midpoint = midpoint
         self.iteration = 0
         self._streaks = {"too_strong": 0, "collapsed": 0, "reward": 0}
 
@@ -60,13 +72,26 @@ class DiscHealthMonitor:
             "reward": (self.reward_floor is not None
                        and _finite(metrics, "amp_reward_mean") < self.reward_floor),
         }
-        warnings = []
+        fired = {}
         for name, active in conditions.items():
             self._streaks[name] = self._streaks[name] + 1 if active else 0
             s = self._streaks[name]
             if s and s % self.window == 0:
-                warnings.append(self._message(name, acc, metrics, s))
-        return warnings
+                fired[name] = s
+        if ("collapsed" in fired or "reward" in fired) and conditions["collapsed"] and self._undecided(metrics):
+            # disc_acc ~0.5 because D scores everything as fake: neither a collapse to "cannot tell"
+            # nor a too-strong D; one message (once per iteration even when both streaks fire).
+            streak = max(fired.pop("collapsed", 0), fired.pop("reward", 0))
+            return [self._message("undecided", acc, metrics, streak)] + [
+                self._message(n, acc, metrics, s) for n, s in fired.items()]
+        return [self._message(n, acc, metrics, s) for n, s in fired.items()]
+
+    def _undecided(self, metrics: Mapping[str, object]) -> bool:
+        """Both sample means on the fake side of the midpoint (needs ``midpoint`` and the means)."""
+        if self.midpoint is None or "disc_real_mean" not in metrics or "disc_fake_mean" not in metrics:
+            return False
+        return (_finite(metrics, "disc_real_mean") < self.midpoint
+                and _finite(metrics, "disc_fake_mean") < self.midpoint)
 
     def _message(self, name: str, acc: float, metrics: Mapping[str, object], streak: int) -> str:
         where = f"iteration {self.iteration}, {streak} iterations in a row"
@@ -78,6 +103,12 @@ class DiscHealthMonitor:
                             if k in metrics)
             return (f"[disc health] disc_acc={acc:.3f} pinned in {list(self.low_band)}{means} ({where}). "
                     f"{COLLAPSED_GUIDE}")
+        if name == "undecided":
+            r = _finite(metrics, "amp_reward_mean") if self.reward_floor is not None else float("nan")
+            return (f"[disc health] undecided: disc_acc={acc:.3f}, amp_reward_mean={r:.3f}, "
+                    f"disc_real_mean={float(metrics['disc_real_mean']):.3f} and "
+                    f"disc_fake_mean={float(metrics['disc_fake_mean']):.3f} both below the midpoint "
+                    f"{self.midpoint:g} ({where}). {UNDECIDED_GUIDE}")
         r = float(metrics["amp_reward_mean"])
         return (f"[disc health] amp_reward_mean={r:.3f} < {self.reward_floor} ({where}). "
                 f"{REWARD_COLLAPSE_GUIDE}")
