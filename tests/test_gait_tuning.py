@@ -37,7 +37,8 @@ def test_trial_score_orders_outcomes():
 
 def test_score_params_runs_the_gate_per_speed_and_start(spec, model):
     score, trials = tuning.score_params(model, spec, {}, speeds=(0.2,), settle_times=(0.07, 0.17))
-    assert [(t.speed, t.settle_time, t.friction_scale) for t in trials] == [(0.2, 0.07, 1.0), (0.2, 0.17, 1.0)]
+    assert [(t.speed, t.lateral_speed, t.settle_time, t.friction_scale) for t in trials] == [
+        (0.2, 0.0, 0.07, 1.0), (0.2, 0.0, 0.17, 1.0)]
     # The embedded set walks at 0.2 m/s: both runs pass without a fall.
     assert all(t.passed and t.survived == 1.0 for t in trials)
     assert score == pytest.approx(min(t.score for t in trials) + 0.1 * np.mean([t.score for t in trials]))
@@ -53,6 +54,14 @@ def test_friction_scales_track_on_other_floors_without_touching_the_model(spec, 
     np.testing.assert_array_equal(model.geom_friction, before)
     # The floor really changed: the tracked run differs on the slippery floor.
     assert trials[0].speed_ratio != trials[1].speed_ratio
+
+
+def test_sideways_clips_are_scored_too(spec, model):
+    _, trials = tuning.score_params(model, spec, {}, speeds=(), settle_times=(0.1,), lateral_speeds=(0.1, -0.1))
+    assert [(t.speed, t.lateral_speed) for t in trials] == [(0.0, 0.1), (0.0, -0.1)]
+    assert all(t.passed for t in trials)  # the embedded sideways clips
+    with pytest.raises(ValueError, match="forward or lateral"):
+        tuning.tune_gait((), iterations=1, population=4, progress=False)
 
 
 def test_jittered_copies_are_tracked_too(spec, model):
@@ -104,7 +113,8 @@ def test_tune_cli_writes_the_result_and_reports_the_gate(tmp_path, capsys):
     rc = cli_main(["reference", "tune", "--speeds", "0.2", "--iterations", "1", "--population", "4",
                    "--workers", "2", "--init", str(init), "--out", str(out)])
     res = json.loads(out.read_text())
-    assert res["speeds"] == [0.2] and len(res["trials"]) == len(tuning.DEFAULT_SETTLE_TIMES)
+    assert res["speeds"] == [0.2] and res["lateral_speeds"] == []
+    assert len(res["trials"]) == len(tuning.DEFAULT_SETTLE_TIMES)
     assert rc == (0 if all(t["passed"] for t in res["trials"]) else 1)
     assert math.isfinite(res["score"]) and res["history"] == [res["score"]]
     printed = capsys.readouterr().out

@@ -48,12 +48,13 @@ def _cmd_ref_check(a: argparse.Namespace) -> int:
 
 def _cmd_ref_tune(a: argparse.Namespace) -> int:
     from wildamp.reference.tuning import tune_main
-    speeds = [float(s) for s in a.speeds.split(",")]
+    speeds = [float(s) for s in a.speeds.split(",")] if a.speeds else []
+    lateral = [float(s) for s in a.lateral_speeds.split(",")] if a.lateral_speeds else []
     settle = tuple(float(s) for s in a.settle_times.split(",")) if a.settle_times else None
     return tune_main(speeds, out=a.out, iterations=a.iterations, population=a.population, init=a.init,
                      seed=a.seed, workers=a.workers, settle_times=settle,
                      friction_scales=tuple(float(f) for f in a.friction_scales.split(",")),
-                     jitter=a.jitter, jitter_draws=a.jitter_draws)
+                     jitter=a.jitter, jitter_draws=a.jitter_draws, lateral_speeds=lateral)
 
 
 def _cmd_diagnose_features(a: argparse.Namespace) -> int:
@@ -114,7 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="with --starts: also on floors of these friction scales (e.g. 0.75,1,1.25)")
     rchk.set_defaults(fn=_cmd_ref_check)
     tune = ref.add_parser("tune", help="search gait-generator parameters the robot follows (gate in the loop)")
-    tune.add_argument("--speeds", required=True, help="comma-separated forward speeds (m/s) the set must walk")
+    tune.add_argument("--speeds", default=None, help="comma-separated forward speeds (m/s) the set must walk")
+    tune.add_argument("--lateral-speeds", default=None,
+                      help="comma-separated sideways speeds (m/s, + = left) of sideways clips the set must walk")
     tune.add_argument("--iterations", type=int, default=14)
     tune.add_argument("--population", type=int, default=40)
     tune.add_argument("--init", default=None, help="JSON file with the starting parameters (or a tune result)")

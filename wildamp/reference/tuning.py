@@ -63,6 +63,7 @@ class TrialResult:
     """One gate run of a candidate: speed (m/s), start timing (s) and what the gate measured."""
 
     speed: float
+    lateral_speed: float
     settle_time: float
     friction_scale: float  # floor and sole sliding friction relative to the model's
     variant: int  # 0: the candidate itself; d > 0: its d-th jittered copy
@@ -79,13 +80,15 @@ class TuneResult:
     """Best parameters found (``params``: the tuned fields only), their score and gate runs."""
 
     speeds: tuple[float, ...]
+    lateral_speeds: tuple[float, ...]
     params: dict
     score: float
     trials: list[TrialResult]
     history: list[float] = field(default_factory=list)  # best score after each iteration
 
     def to_dict(self) -> dict:
-        return {"speeds": list(self.speeds), "params": self.params, "score": self.score,
+        return {"speeds": list(self.speeds), "lateral_speeds": list(self.lateral_speeds), "params": self.params,
+                "score": self.score,
                 "history": self.history, "trials": [asdict(t) for t in self.trials]}
 
 
@@ -106,9 +109,10 @@ def _params_from(values: dict) -> dict:
 def score_params(model: mujoco.MjModel, spec, params: dict, speeds: Sequence[float],
                  settle_times: Sequence[float] = DEFAULT_SETTLE_TIMES,
                  friction_scales: Sequence[float] = (1.0,), jitter: float = 0.0,
-                 jitter_draws: int = 0) -> tuple[float, list[TrialResult]]:
-    """Score ``params`` (overrides of the embedded set of each speed) at every speed, start timing
-    and friction scale (the contact uses the larger friction of the two geoms; all are scaled).
+                 jitter_draws: int = 0, lateral_speeds: Sequence[float] = ()) -> tuple[float, list[TrialResult]]:
+    """Score ``params`` (overrides of the embedded set of each speed) at every forward speed (and
+    every sideways speed of ``lateral_speeds``: clips walking sideways only), start timing and
+    friction scale (the contact uses the larger friction of the two geoms; all are scaled).
 
     With ``jitter_draws`` > 0 the clip is also generated from that many copies of ``params`` whose
     real-valued entries are scaled by ``1 + jitter * N(0, 1)`` (fixed seeds): an open-loop tracked
@@ -124,9 +128,10 @@ def score_params(model: mujoco.MjModel, spec, params: dict, speeds: Sequence[flo
         rng = np.random.default_rng(1000 + d)
         variants.append({k: (float(x) * (1.0 + jitter * rng.standard_normal()) if isinstance(x, float) else x)
                          for k, x in params.items()})
-    for v, (index, variant) in itertools.product(speeds, enumerate(variants)):
+    velocities = [(float(v), 0.0) for v in speeds] + [(0.0, float(v)) for v in lateral_speeds]
+    for (v, lat), (index, variant) in itertools.product(velocities, enumerate(variants)):
         try:
-            clip = generate_clip(spec, default_gait_params(v, **variant), model=model)
+            clip = generate_clip(spec, default_gait_params(v, lateral_speed=lat, **variant), model=model)
         except ValueError:
             return GENERATION_FAILED, []
         for friction, settle in itertools.product(friction_scales, settle_times):
@@ -135,7 +140,8 @@ def score_params(model: mujoco.MjModel, spec, params: dict, speeds: Sequence[flo
             survived = 1.0 if trace.fell_at is None else trace.fell_at / max(clip.num_frames - 1, 1)
             ratio = report.sim_speed / report.ref_speed if report.ref_speed > 1e-9 else float("nan")
             trials.append(TrialResult(
-                speed=float(v), settle_time=float(settle), friction_scale=float(friction), variant=index,
+                speed=v, lateral_speed=lat, settle_time=float(settle), friction_scale=float(friction),
+                variant=index,
                 passed=report.passed,
                 survived=float(survived),
                 speed_ratio=float(ratio), slip_fraction=float(report.slip_fraction),
@@ -156,17 +162,18 @@ def _worker_init(model_path: str, robot_config: str | None) -> None:
 
 
 def _worker_score(args) -> tuple[float, list[TrialResult]]:
-    params, speeds, settle_times, friction_scales, jitter, jitter_draws = args
+    params, speeds, settle_times, friction_scales, jitter, jitter_draws, lateral_speeds = args
     return score_params(_WORKER["model"], _WORKER["spec"], params, speeds, settle_times, friction_scales,
-                        jitter, jitter_draws)
+                        jitter, jitter_draws, lateral_speeds)
 
 
 def tune_gait(speeds: Sequence[float], iterations: int = 14, population: int = 40,
               init: dict | None = None, seed: int = 0, workers: int = 1,
               settle_times: Sequence[float] = DEFAULT_SETTLE_TIMES, friction_scales: Sequence[float] = (1.0,),
-              jitter: float = 0.0, jitter_draws: int = 0, robot_config: str | None = None,
-              progress: bool = True) -> TuneResult:
-    """Cross-entropy search for gait parameters the robot follows at ``speeds``.
+              jitter: float = 0.0, jitter_draws: int = 0, lateral_speeds: Sequence[float] = (),
+              robot_config: str | None = None, progress: bool = True) -> TuneResult:
+    """Cross-entropy search for gait parameters the robot follows at ``speeds`` (forward, m/s) and
+    ``lateral_speeds`` (sideways clips; the slow band's set also makes the sideways clips).
 
     ``init``: starting parameters (default: the embedded set of the first speed); the search starts
     with a spread of 1/8 of each range around it (1/3 without ``init`` would be a global search, which
@@ -182,15 +189,16 @@ def tune_gait(speeds: Sequence[float], iterations: int = 14, population: int = 4
     from wildamp.robot import load_robot_spec
 
     speeds = tuple(float(s) for s in speeds)
-    if not speeds:
-        raise ValueError("tune_gait needs at least one speed")
+    lateral_speeds = tuple(float(s) for s in lateral_speeds)
+    if not speeds and not lateral_speeds:
+        raise ValueError("tune_gait needs at least one forward or lateral speed")
     if iterations < 1 or population < 4:
         raise ValueError(f"iterations must be >= 1 and population >= 4 (got {iterations}, {population})")
     spec = load_robot_spec(robot_config) if robot_config else load_robot_spec()
     keys = list(TUNABLE_RANGES)
     lo = np.array([TUNABLE_RANGES[k][0] for k in keys], dtype=np.float64)
     hi = np.array([TUNABLE_RANGES[k][1] for k in keys], dtype=np.float64)
-    start = asdict(default_gait_params(speeds[0]))
+    start = asdict(default_gait_params(speeds[0] if speeds else 0.0))
     start.update(init or {})
     unknown = sorted(set(init or {}) - set(asdict(GaitParams())))
     if unknown:
@@ -199,21 +207,23 @@ def tune_gait(speeds: Sequence[float], iterations: int = 14, population: int = 4
     spread = (hi - lo) / 8.0
     rng = np.random.default_rng(seed)
     n_elite = max(2, population // 5)
-    best = TuneResult(speeds=speeds, params=_params_from(dict(zip(keys, mean))), score=-math.inf, trials=[])
+    best = TuneResult(speeds=speeds, lateral_speeds=lateral_speeds, params=_params_from(dict(zip(keys, mean))),
+                      score=-math.inf, trials=[])
     ctx = get_context("spawn")
     pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
                                initargs=(str(spec.model_path), robot_config)) if workers > 1 else None
     if pool is None:
         _worker_init(str(spec.model_path), robot_config)
     try:
-        bar = tqdm(range(iterations), desc=f"tune gait @ {', '.join(f'{s:g}' for s in speeds)} m/s",
+        label = ", ".join([f"{s:g}" for s in speeds] + [f"lateral {s:+g}" for s in lateral_speeds])
+        bar = tqdm(range(iterations), desc=f"tune gait @ {label} m/s",
                    disable=not progress)
         for _ in bar:
             X = np.clip(mean + spread * rng.standard_normal((population, len(keys))), lo, hi)
             if _ == 0:
                 X[0] = mean  # the starting set is always scored
             jobs = [(_params_from(dict(zip(keys, x))), speeds, tuple(settle_times), tuple(friction_scales),
-                     float(jitter), int(jitter_draws)) for x in X]
+                     float(jitter), int(jitter_draws), lateral_speeds) for x in X]
             results = list(pool.map(_worker_score, jobs)) if pool else [_worker_score(j) for j in jobs]
             scores = np.array([r[0] for r in results])
             elite = np.argsort(-scores)[:n_elite]
@@ -232,8 +242,9 @@ def tune_gait(speeds: Sequence[float], iterations: int = 14, population: int = 4
 def tune_main(speeds: Sequence[float], out: str | os.PathLike | None = None, iterations: int = 14,
               population: int = 40, init: str | None = None, seed: int = 0, workers: int | None = None,
               settle_times: Sequence[float] | None = None, friction_scales: Sequence[float] = (1.0,),
-              jitter: float = 0.0, jitter_draws: int = 0) -> int:
-    """CLI body of ``wildamp reference tune --speeds 0.4 [--init PARAMS.json] [--out PARAMS.json]``.
+              jitter: float = 0.0, jitter_draws: int = 0, lateral_speeds: Sequence[float] = ()) -> int:
+    """CLI body of ``wildamp reference tune --speeds 0.4 [--lateral-speeds 0.1,-0.1] [--init PARAMS.json]
+    [--out PARAMS.json]``.
 
     Prints the best parameters and their gate runs; exit status 0 iff every run of the best set
     passes the gate.
@@ -247,13 +258,14 @@ def tune_main(speeds: Sequence[float], out: str | os.PathLike | None = None, ite
     workers = workers or max(1, min(os.cpu_count() or 1, 8))
     res = tune_gait(speeds, iterations=iterations, population=population, init=init_params, seed=seed,
                     workers=workers, settle_times=settle_times or DEFAULT_SETTLE_TIMES,
-                    friction_scales=friction_scales, jitter=jitter, jitter_draws=jitter_draws)
+                    friction_scales=friction_scales, jitter=jitter, jitter_draws=jitter_draws,
+                    lateral_speeds=lateral_speeds)
     print(json.dumps(res.params, indent=1))
     print(f"score {res.score:.3f} (at most {3.5 * 1.1:.2f})")
-    print(f"{'speed':>6} {'variant':>7} {'settle':>6} {'friction':>8} {'pass':>5} {'survived':>8} "
+    print(f"{'speed':>6} {'lateral':>7} {'variant':>7} {'settle':>6} {'friction':>8} {'pass':>5} {'survived':>8} "
           f"{'v_sim/v_ref':>11} {'slip':>5}")
     for t in res.trials:
-        print(f"{t.speed:6.2f} {t.variant:7d} {t.settle_time:6.2f} {t.friction_scale:8.2f} {str(t.passed):>5} "
+        print(f"{t.speed:6.2f} {t.lateral_speed:+7.2f} {t.variant:7d} {t.settle_time:6.2f} {t.friction_scale:8.2f} {str(t.passed):>5} "
               f"{t.survived:8.2f} {t.speed_ratio:11.2f} {t.slip_fraction:5.2f}")
     if out is not None:
         Path(out).write_text(json.dumps(res.to_dict(), indent=1))
