@@ -14,11 +14,12 @@ TOO_STRONG_GUIDE = ("Discriminator too strong (seed tuning guide: disc_acc 0.95+
                     "disc_acc 1.00).")
 COLLAPSED_GUIDE = ("Discriminator collapsed (seed tuning guide: disc_acc ~0.50): ↑ disc_lr, ↑ update_steps, "
                    "↓ r1_gamma. Healthy is disc_acc 0.6-0.8 with oscillation; don't over-handicap it.")
-UNDECIDED_GUIDE = ("The discriminator scores reference AND policy samples on the fake side of its midpoint: it "
-                   "has not separated them yet (normal for the first iterations, as D starts near 0 — more "
-                   "so with spectral norm), so the low AMP reward does not mean it is too strong. If it "
-                   "lasts: ↑ disc_lr, ↑ update_steps, ↓ r1_gamma; check that the reference features vary "
-                   "(constant channels are dropped) and that both sides use the same feature function.")
+UNDECIDED_GUIDE = ("The discriminator scores reference AND policy samples on the fake side of its midpoint: "
+                   "it has not separated them yet (normal for the first iterations, as D starts near 0 — "
+                   "more so with spectral norm), so a low AMP reward at this stage does not mean it is too "
+                   "strong. If it lasts: ↑ disc_lr, ↑ update_steps, ↓ r1_gamma; check that the reference "
+                   "features vary (constant channels are dropped) and that both sides use the same feature "
+                   "function.")
 REWARD_COLLAPSE_GUIDE = ("AMP reward collapsed: the discriminator calls every policy sample fake — treat as "
                          "too strong: ↓ disc_lr, ↓ update_steps, ↑ r1_gamma / ↑ input_noise_std; check "
                          "feature parity (contacts, frames, normalisation) between policy and reference.")
