@@ -176,8 +176,8 @@ def tune_gait(speeds: Sequence[float], iterations: int = 14, population: int = 4
     ``lateral_speeds`` (sideways clips; the slow band's set also makes the sideways clips).
 
     ``init``: starting parameters (default: the embedded set of the first speed); the search starts
-    with a spread of 1/8 of each range around it (1/3 without ``init`` would be a global search, which
-    mostly generates clips outside the joint limits). Each iteration samples ``population``
+    with a spread of 1/8 of each range around it (much wider spreads mostly generate clips outside
+    the joint limits). Each iteration samples ``population``
     candidates, keeps the best fifth and moves the mean and spread to them. ``workers`` > 1 scores
     candidates in that many processes. ``friction_scales`` (e.g. ``(0.8, 1.0, 1.2)``) tracks every
     start on floors of other frictions too, for sets that do not depend on the exact floor;
@@ -216,11 +216,10 @@ def tune_gait(speeds: Sequence[float], iterations: int = 14, population: int = 4
         _worker_init(str(spec.model_path), robot_config)
     try:
         label = ", ".join([f"{s:g}" for s in speeds] + [f"lateral {s:+g}" for s in lateral_speeds])
-        bar = tqdm(range(iterations), desc=f"tune gait @ {label} m/s",
-                   disable=not progress)
-        for _ in bar:
+        bar = tqdm(range(iterations), desc=f"tune gait @ {label} m/s", disable=not progress)
+        for iteration in bar:
             X = np.clip(mean + spread * rng.standard_normal((population, len(keys))), lo, hi)
-            if _ == 0:
+            if iteration == 0:
                 X[0] = mean  # the starting set is always scored
             jobs = [(_params_from(dict(zip(keys, x))), speeds, tuple(settle_times), tuple(friction_scales),
                      float(jitter), int(jitter_draws), lateral_speeds) for x in X]
@@ -228,7 +227,8 @@ def tune_gait(speeds: Sequence[float], iterations: int = 14, population: int = 4
             scores = np.array([r[0] for r in results])
             elite = np.argsort(-scores)[:n_elite]
             if scores[elite[0]] > best.score:
-                best.params, best.score, best.trials = jobs[elite[0]][0], float(scores[elite[0]]), results[elite[0]][1]
+                top = elite[0]
+                best.params, best.score, best.trials = jobs[top][0], float(scores[top]), results[top][1]
             best.history.append(best.score)
             mean = X[elite].mean(axis=0)
             spread = 0.7 * spread + 0.3 * X[elite].std(axis=0) + 1e-3 * (hi - lo)
