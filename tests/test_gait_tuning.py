@@ -11,17 +11,6 @@ import pytest
 from wildamp.cli import main as cli_main
 from wildamp.reference import generator as gen
 from wildamp.reference import tuning
-from wildamp.robot import load_model, load_robot_spec
-
-
-@pytest.fixture(scope="module")
-def spec():
-    return load_robot_spec()
-
-
-@pytest.fixture(scope="module")
-def model(spec):
-    return load_model(spec.model_path)
 
 
 def test_trial_score_orders_outcomes():

@@ -18,19 +18,8 @@ from wildamp import quat
 from wildamp.reference import feasibility as feas
 from wildamp.reference import generator as gen
 from wildamp.reference.clip import Clip, MotionDataset
-from wildamp.robot import load_model, load_robot_spec
 
 DOWN_TOL = 0.004  # a sole whose lowest point is below this (m) is on the floor
-
-
-@pytest.fixture(scope="module")
-def spec():
-    return load_robot_spec()
-
-
-@pytest.fixture(scope="module")
-def model(spec):
-    return load_model(spec.model_path)
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +94,7 @@ def test_leg_signs_come_from_the_axes_and_match_the_mirror_signs(spec, model):
 
 
 def test_riccati_solution_is_stabilising():
-    dt, z_c = 0.005, 0.3
+    dt = 0.005
     A = np.array([[1.0, dt, dt * dt / 2], [0.0, 1.0, dt], [0.0, 0.0, 1.0]])
     B = np.array([[dt ** 3 / 6], [dt * dt / 2], [dt]])
     Q, R = np.diag([1.0, 0.0, 0.0]), np.array([[1e-6]])
