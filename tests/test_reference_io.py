@@ -451,3 +451,14 @@ def test_convert_gmr_main_with_shipped_robot_config(tmp_path, capsys):
     write_gmr_pickle(walking_clip(33.3, 2.0), tmp_path / "w.pkl")
     assert convert_gmr_main([tmp_path / "w.pkl"], DEFAULT_ROBOT_CONFIG, tmp_path / "ref.npz") == 0
     assert MotionDataset.load(tmp_path / "ref.npz", joint_names=NAMES).clip("w").fps == 50.0
+
+
+def test_provenance_names_installed_versions_and_marks_missing_ones():
+    import mujoco
+
+    from wildamp import provenance
+
+    v = provenance.library_versions(("mujoco", "no-such-distribution-wildamp"), missing=None)
+    assert v["mujoco"] == mujoco.__version__ and v["no-such-distribution-wildamp"] is None and v["python"]
+    assert provenance.library_versions(("no-such-distribution-wildamp",))["no-such-distribution-wildamp"] == "not installed"
+    assert set(provenance.machine_info()) == {"system", "machine", "processor"}

@@ -7,10 +7,8 @@ library versions and a host-name-free machine description.
 from __future__ import annotations
 
 import datetime as _dt
-import importlib.metadata
 import json
 import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -21,20 +19,10 @@ import mujoco
 import numpy as np
 from mujoco import mjx
 
-from wildamp import paths, physics, robot
+from wildamp import paths, physics, provenance, robot
 
 #: Control period of the robot (DESIGN.md section 4: 50 Hz control, 500 Hz physics).
 CTRL_DT = 0.02
-
-
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for pkg in ("jax", "jaxlib", "mujoco", "mujoco-mjx", "numpy"):
-        try:
-            out[pkg] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
 
 
 def _device() -> dict[str, str]:
@@ -130,9 +118,9 @@ def bench_physics(
         "final_root_height_mean": float(root_z.mean()),
         "final_root_height_min": float(root_z.min()),
         "device": _device(),
-        "versions": _versions(),
+        "versions": provenance.library_versions(),
         "cpu_count": os.cpu_count(),
-        "machine": {"system": platform.system(), "machine": platform.machine(), "processor": platform.processor()},
+        "machine": provenance.machine_info(),
         "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -148,10 +136,10 @@ def write_json(result: dict[str, Any], path: str | os.PathLike) -> Path:
 def _context() -> dict[str, Any]:
     return {
         "device": _device(),
-        "versions": _versions(),
+        "versions": provenance.library_versions(),
         "matmul_precision": str(jax.config.jax_default_matmul_precision),
         "cpu_count": os.cpu_count(),
-        "machine": {"system": platform.system(), "machine": platform.machine(), "processor": platform.processor()},
+        "machine": provenance.machine_info(),
         "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
 

@@ -23,17 +23,17 @@ import datetime as _dt
 import hashlib
 import json
 import os
-import platform
 import re
 import shutil
 import uuid
-from importlib import metadata as _metadata
 from pathlib import Path
 from typing import Any, Mapping
 
 import jax
 import numpy as np
 from flax import serialization
+
+from wildamp import provenance
 
 CKPT_DIRNAME = "checkpoints"
 STATE_FILE = "state.msgpack"
@@ -136,16 +136,6 @@ def check_spec(saved_spec: Mapping[str, Any], current_spec: Mapping[str, Any]) -
     raise SpecMismatchError(
         f"checkpoint spec does not match the current run in {len(diffs)} key(s):\n" + "\n".join(lines), diffs
     )
-
-
-def _versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for pkg in _VERSIONED_PACKAGES:
-        try:
-            out[pkg] = _metadata.version(pkg)
-        except _metadata.PackageNotFoundError:
-            out[pkg] = None
-    return out
 
 
 # ------------------------------------------------------------------------------------ pytree <-> bytes
@@ -337,7 +327,7 @@ def save_checkpoint(
         step=int(step),
         spec_hash=spec_hash(meta["spec"]),
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        versions=_versions(),
+        versions=provenance.library_versions(_VERSIONED_PACKAGES, missing=None),
     )
     meta_text = json.dumps(full_meta, indent=2, sort_keys=True, allow_nan=False)
 

@@ -38,7 +38,6 @@ import dataclasses
 import json
 import math
 import os
-import platform
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -47,6 +46,7 @@ import mujoco
 import numpy as np
 
 from wildamp import paths, quat
+from wildamp.provenance import library_versions, machine_info
 from wildamp.physics import geom_ids, mj_geom_normal_forces
 from wildamp.reference.clip import Clip, MotionDataset
 from wildamp.reference.resample import resample_clip
@@ -158,6 +158,11 @@ class ClipReport:
     load_support_fraction: float
     height_offset: float
     ctrl_lead: float
+
+    @property
+    def failing_criteria(self) -> list[str]:
+        """Names of the failing criteria (``"slip"``, ``"fell"``, …), in the order of ``failures``."""
+        return [f.split(":")[0] for f in self.failures]
 
     def to_dict(self) -> dict:
         """JSON-ready dict: plain floats, non-finite values (e.g. no stance sample) as None."""
@@ -463,7 +468,7 @@ def format_table(reports: Sequence[ClipReport]) -> str:
             f"{'v_ref':>6} {'v_sim':>6} {'supp%':>6}  failing")
     rows = [head, "-" * len(head)]
     for r in reports:
-        crit = ", ".join(f.split(":")[0] for f in r.failures) or "-"
+        crit = ", ".join(r.failing_criteria) or "-"
         rows.append(
             f"{r.name[:24]:<24} {'yes' if r.passed else 'NO':<4} {100 * r.saturation_fraction:5.1f} "
             f"{r.joint_rmse:6.3f} {100 * r.slip_fraction:6.1f} {r.height_rmse:6.3f} "
@@ -475,13 +480,15 @@ def format_table(reports: Sequence[ClipReport]) -> str:
     return "\n".join(rows)
 
 
-def reports_to_json(reports: Sequence[ClipReport], thresholds: FeasibilityThresholds | None = None) -> str:
-    """The reports (and the thresholds used) as a JSON document."""
+def reports_to_json(reports: Sequence[ClipReport], thresholds: FeasibilityThresholds | None = None,
+                    extra: dict | None = None) -> str:
+    """The reports (and the thresholds used, plus the top-level entries of ``extra``) as JSON."""
     th = thresholds or FeasibilityThresholds()
     doc = {
         "thresholds": dataclasses.asdict(th),
         "all_passed": all(r.passed for r in reports),
         "clips": [r.to_dict() for r in reports],
+        **(extra or {}),
     }
     return json.dumps(doc, indent=2, allow_nan=False)
 
@@ -542,8 +549,7 @@ def robustness(model: mujoco.MjModel, spec, dataset: MotionDataset, settle_times
             ratios = [r.sim_speed / r.ref_speed for r in reports if r.ref_speed > 1e-9] or [float("nan")]
             failing: dict[str, int] = {}
             for r in reports:
-                for f in r.failures:
-                    key = f.split(":")[0]
+                for key in r.failing_criteria:
                     failing[key] = failing.get(key, 0) + 1
             rows.append(RobustnessRow(clip=clip.name, friction_scale=float(scale), runs=len(reports),
                                       passed=sum(r.passed for r in reports), speed_ratio_min=float(min(ratios)),
@@ -593,12 +599,9 @@ def check_main(dataset_path: str | os.PathLike, out_json: str | os.PathLike | No
     if out_json is not None:
         out = Path(out_json)
         out.parent.mkdir(parents=True, exist_ok=True)
-        doc = json.loads(reports_to_json(reports, th))
-        doc["environment"] = {"mujoco": mujoco.__version__, "numpy": np.__version__,
-                              "python": platform.python_version(), "machine": platform.platform(),
-                              "processor": platform.processor() or platform.machine()}
+        extra = {"environment": {**library_versions(("mujoco", "numpy")), **machine_info()}}
         if rows is not None:
-            doc["robustness"] = [r.to_dict() for r in rows]
-        out.write_text(json.dumps(doc, indent=2, allow_nan=False))
+            extra["robustness"] = [r.to_dict() for r in rows]
+        out.write_text(reports_to_json(reports, th, extra=extra))
         print(f"wrote {out}")
     return 0 if all(r.passed for r in reports) else 1
