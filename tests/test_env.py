@@ -79,8 +79,8 @@ def test_fall_terminates(env, fns):
     s = reset(jax.random.split(jax.random.PRNGKey(3), N))
     # Tip every robot over by 90 degrees about x: orientation limit exceeded on the next step.
     q = jnp.array([np.cos(np.pi / 4), np.sin(np.pi / 4), 0.0, 0.0])
-    data = s.data.replace(qpos=s.data.qpos.at[:, 3:7].set(q))
-    s = s._replace(data=data)
+    data = s.physics.replace(qpos=s.physics.qpos.at[:, 3:7].set(q))
+    s = s._replace(physics=data)
     s2 = step(s, jnp.zeros((N, env.action_size)))
     assert np.asarray(s2.terminated).all()
     assert not np.asarray(s2.truncated).any()
@@ -90,11 +90,11 @@ def test_fall_terminates(env, fns):
 def test_nonfinite_physics_state_is_flagged_and_reset(env, fns):
     reset, step = fns
     s = reset(jax.random.split(jax.random.PRNGKey(7), N))
-    s = s._replace(data=s.data.replace(qvel=s.data.qvel.at[0, 0].set(jnp.nan)))
+    s = s._replace(physics=s.physics.replace(qvel=s.physics.qvel.at[0, 0].set(jnp.nan)))
     s2 = step(s, jnp.zeros((N, env.action_size)))
     assert np.asarray(s2.nonfinite).tolist() == [True, False, False, False]
     assert bool(s2.terminated[0])
-    assert np.isfinite(np.asarray(s2.data.qpos)).all()  # the diverged env was reset
+    assert np.isfinite(np.asarray(s2.physics.qpos)).all()  # the diverged env was reset
 
 
 def test_every_configured_reward_term_is_computed(env, fns):

@@ -342,7 +342,7 @@ def test_reference_qvel_matches_mj_differentiate_pos(model, spec, ids, wobbly):
     clip = transform_clip(wobbly[0], yaw=0.7)
     frames = F.reference_frames(make_mjx_model(model), ids, clip)
     qp = np.tile(model.qpos0, (clip.num_frames, 1))
-    qp[:, ids.qpos_index] = F._clip_qpos(ids, clip)
+    qp[:, ids.qpos_index] = F.clip_qpos(ids, clip)
     v = np.zeros(model.nv)
     mujoco.mj_differentiatePos(model, v, DT, qp[0], qp[1])  # first frame: one-sided, exact semantics
     np.testing.assert_allclose(frames.qvel[0], v[ids.qvel_index], atol=1e-4)

@@ -21,6 +21,11 @@ import yaml
 from wildamp import paths
 
 
+def _reward_registry() -> tuple[str, ...]:
+    from wildamp.env.rewards import REWARD_TERMS as registry
+    return tuple(registry)
+
+
 class ConfigError(ValueError):
     """A config file or override is invalid; the message names the key and the file."""
 
@@ -89,6 +94,16 @@ class EnvConfig:
     contact_force_threshold: float = req(**_rng(0.0, None))                # N, "foot in contact"
     feet_air_time_target: float = req(**_rng(0.0, None))                   # s
     privileged_critic: bool = req()
+    # Physics backend: MuJoCo C on the host (fast on CPUs), MJX in the jitted program (GPUs), or
+    # auto (mjx when JAX has a GPU, else mujoco). physics_threads: C threads, 0 = all cores.
+    physics: Literal["auto", "mjx", "mujoco"] = req()
+    physics_threads: int = req(**_rng(0, 256))
+    # Default posture: action offset, pose-penalty target and reset pose. "reference_mean" is the
+    # mean joint posture of the reference clips (feet placed on the floor); "home" the model keyframe.
+    default_pose: Literal["home", "reference_mean"] = req()
+    # Reference state initialisation: fraction of resets that start at a random reference frame.
+    rsi_fraction: float = req(**_rng(0.0, 1.0))
+    rsi_skip_seconds: float = req(**_rng(0.0, None))   # frames before this (start from standing) are not used
     command: CommandConfig = req()
     domain_randomization: DomainRandomizationConfig = req()
 
@@ -101,30 +116,14 @@ class EnvConfig:
             raise ConfigError(f"{where}: env.min_base_height must be below env.max_base_height")
 
 
-REWARD_TERMS: tuple[str, ...] = (
-    "tracking_lin_vel", "tracking_ang_vel", "lin_vel_z", "ang_vel_xy", "orientation",
-    "base_height", "action_rate", "torques", "energy", "feet_air_time", "feet_slip",
-    "pose", "alive", "termination",
-)
+# The reward-weight section is derived from the reward registry (the one list of terms): every
+# registered term needs a weight in every YAML, and a weight without a term is an unknown key.
+REWARD_TERMS: tuple[str, ...] = tuple(_reward_registry())
 
-
-@dataclass(frozen=True)
-class RewardWeights:
-    """Weight of each named task-reward term; every term is computed and logged (0 switches it off)."""
-    tracking_lin_vel: float = req()
-    tracking_ang_vel: float = req()
-    lin_vel_z: float = req()
-    ang_vel_xy: float = req()
-    orientation: float = req()
-    base_height: float = req()
-    action_rate: float = req()
-    torques: float = req()
-    energy: float = req()
-    feet_air_time: float = req()
-    feet_slip: float = req()
-    pose: float = req()
-    alive: float = req()
-    termination: float = req()
+RewardWeights = dataclasses.make_dataclass(
+    "RewardWeights", [(name, float, req()) for name in REWARD_TERMS], frozen=True,
+    namespace={"__doc__": "Weight of each named task-reward term (wildamp.env.rewards); every term "
+                          "is computed and logged (0 switches it off)."})
 
 
 FEATURE_CHANNEL_GROUPS: tuple[str, ...] = (

@@ -52,7 +52,7 @@ class Evaluator:
             # Keep the commanded velocity fixed for the whole evaluation episode.
             nxt = jax.vmap(env.with_command)(nxt, jnp.asarray(self.commands))
             out = {"alive": alive, "vel_error": nxt.vel_error, "fell": nxt.terminated & alive,
-                   "contact": nxt.feet_contact, "qpos": nxt.data.qpos,
+                   "contact": nxt.feet_contact, "qpos": nxt.physics.qpos,
                    "amp_sample": nxt.amp_sample, "amp_valid": nxt.amp_valid > 0.5}
             alive = alive & ~(nxt.terminated | nxt.truncated)
             return (nxt, alive), out

@@ -91,66 +91,8 @@ _KNEE = {"left": "left_knee_pitch", "right": "right_knee_pitch"}
 _CHUNK = 256
 
 
-# ============================================================================ rotation helpers (JAX)
-
-
-def _qmul(a: jax.Array, b: jax.Array) -> jax.Array:
-    """Hamilton product a ⊗ b of wxyz quaternions."""
-    aw, ax, ay, az = a[..., 0], a[..., 1], a[..., 2], a[..., 3]
-    bw, bx, by, bz = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
-    return jnp.stack([
-        aw * bw - ax * bx - ay * by - az * bz,
-        aw * bx + ax * bw + ay * bz - az * by,
-        aw * by - ax * bz + ay * bw + az * bx,
-        aw * bz + ax * by - ay * bx + az * bw,
-    ], axis=-1)
-
-
-def _qconj(q: jax.Array) -> jax.Array:
-    return q * jnp.array([1.0, -1.0, -1.0, -1.0], dtype=q.dtype)
-
-
-def quat_rotate(q: jax.Array, v: jax.Array) -> jax.Array:
-    """R(q) v for unit wxyz q (body → world). Quadratic in q, hence sign-invariant."""
-    w, u = q[..., :1], q[..., 1:]
-    t = 2.0 * jnp.cross(u, v)
-    return v + w * t + jnp.cross(u, t)
-
-
-def quat_rotate_inv(q: jax.Array, v: jax.Array) -> jax.Array:
-    """R(q)ᵀ v for unit wxyz q (world → body), e.g. gravity projected into the body frame."""
-    w, u = q[..., :1], q[..., 1:]
-    t = 2.0 * jnp.cross(u, v)
-    return v - w * t + jnp.cross(u, t)
-
-
-def quat_rotvec(q: jax.Array) -> jax.Array:
-    """Rotation vector (axis·angle, angle in [0, π]) of a unit wxyz quaternion; sign-invariant.
-
-    The sign is fixed to w ≥ 0 first (q and −q are the same rotation; the short arc is wanted), then
-    ``angle = 2·atan2(|v|, w)``; the small-angle branch uses the limit 2/w so gradients stay finite.
-    """
-    q = jnp.where(q[..., :1] < 0.0, -q, q)
-    w, v = q[..., 0], q[..., 1:]
-    n = jnp.sqrt(jnp.sum(v * v, axis=-1))
-    small = n < 1e-7
-    n_safe = jnp.where(small, 1.0, n)
-    scale = jnp.where(small, 2.0 / jnp.maximum(w, 1e-12), 2.0 * jnp.arctan2(n, w) / n_safe)
-    return v * scale[..., None]
-
-
-def _yaw(q: jax.Array) -> jax.Array:
-    """Heading: angle of the body x axis projected on the world xy plane (sign-invariant)."""
-    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
-    return jnp.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
-
-
-def heading_frame(q: jax.Array, v_world: jax.Array) -> jax.Array:
-    """Express world vectors in the heading frame of root orientation ``q`` (rotate by −yaw about z)."""
-    yaw = _yaw(q)
-    c, s = jnp.cos(yaw), jnp.sin(yaw)
-    x, y = v_world[..., 0], v_world[..., 1]
-    return jnp.stack([c * x + s * y, -s * x + c * y, v_world[..., 2]], axis=-1)
+# Rotation helpers: one JAX implementation in wildamp.rotations (re-exported here).
+from wildamp.rotations import heading_frame, qconj as _qconj, qmul as _qmul, quat_rotate, quat_rotate_inv, quat_rotvec  # noqa: E402,F401
 
 
 # ============================================================================ frames
@@ -274,6 +216,12 @@ def frame_from_data(ids: FrameIds, qpos: Any, qvel: Any, geom_xpos: Any,
         if contact_force.shape[-1] != len(ids.pad_names):
             raise ValueError(f"frame_from_data: contact_force has {contact_force.shape[-1]} entries, "
                              f"expected one per pad {list(ids.pad_names)}")
+    return frame_from_pads(ids, qpos, qvel, pad_pos, contact_force)
+
+
+def frame_from_pads(ids: FrameIds, qpos: jax.Array, qvel: jax.Array, pad_pos: jax.Array,
+                    contact_force: jax.Array) -> FeatureFrame:
+    """A :class:`FeatureFrame` from model qpos/qvel and the pads' positions (..., 4, 3) and forces."""
     return FeatureFrame(qpos=qpos[..., ids.qpos_index], qvel=qvel[..., ids.qvel_index],
                         pad_pos=pad_pos, contact_force=contact_force.astype(pad_pos.dtype))
 
@@ -616,7 +564,7 @@ def sample_from_history(hist: History) -> jax.Array:
 # ============================================================================ reference replay
 
 
-def _clip_qpos(ids: FrameIds, clip: Any) -> np.ndarray:
+def clip_qpos(ids: FrameIds, clip: Any) -> np.ndarray:
     """(T, 7+J) canonical qpos of a clip, joints mapped by name (ValueError naming mismatches)."""
     names = tuple(clip.joint_names)
     missing = [n for n in ids.joint_names if n not in names]
@@ -706,7 +654,7 @@ def reference_frames(mjx_model: Any, ids: FrameIds, clip: Any) -> FeatureFrame:
     qvel comes from :func:`reference_qvel` (used only when ``use_finite_diff_vel`` is false); contact
     forces are NaN (unknown).
     """
-    qpos_c = _clip_qpos(ids, clip)                     # (T, 7+J) canonical
+    qpos_c = clip_qpos(ids, clip)                     # (T, 7+J) canonical
     T = qpos_c.shape[0]
     qvel_c = reference_qvel(qpos_c, 1.0 / float(clip.fps))
     qpos0 = np.asarray(mjx_model.qpos0, dtype=np.float64)
