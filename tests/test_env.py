@@ -59,19 +59,38 @@ def test_truncation_is_not_termination_and_autoreset_resamples_command(env, fns)
     reset, step = fns
     s = reset(jax.random.split(jax.random.PRNGKey(2), N))
     cmd0 = np.asarray(s.command)
-    truncated_seen = False
     for _ in range(env.episode_steps):
         s = step(s, jnp.zeros((N, env.action_size)))
     truncated = np.asarray(s.truncated)
     assert truncated.all(), "standing still for the whole episode must end by the time limit"
     assert not np.asarray(s.terminated).any(), "a time limit is not a termination"
-    truncated_seen = True
-    assert truncated_seen
     # Auto-reset: the step counter restarts and a new command is drawn.
     assert np.all(np.asarray(s.step_count) == 0)
     assert not np.allclose(np.asarray(s.command), cmd0)
-    # The final critic observation is the pre-reset one (for bootstrapping), not the reset one.
-    assert not np.allclose(np.asarray(s.final_critic_obs), np.asarray(s.critic_obs))
+
+
+def test_truncated_transition_keeps_the_true_last_state_for_bootstrapping():
+    # Long command timer: the command cannot change inside the episode, so the same transition
+    # stepped with and without the time limit must agree on everything but the reset.
+    cfg = load_config(paths.CONFIGS_DIR / "smoke.yaml",
+                      ["env.episode_seconds=0.1", "env.command.resample_seconds=100.0"])
+    env = WalkEnv(cfg)
+    reset, step = jax.jit(env.reset), jax.jit(env.step)
+    s = reset(jax.random.PRNGKey(5))
+    a = jnp.full((env.action_size,), 0.1)
+    for _ in range(env.episode_steps - 1):
+        s = step(s, a)
+    last = step(s, a)                                  # hits the time limit, auto-resets
+    free = step(s._replace(step_count=jnp.zeros((), jnp.int32)), a)   # same transition, no limit
+    assert bool(last.truncated) and not bool(last.terminated) and not bool(free.truncated)
+    np.testing.assert_array_equal(np.asarray(last.final_critic_obs), np.asarray(free.critic_obs))
+    np.testing.assert_array_equal(np.asarray(last.reward), np.asarray(free.reward))
+    np.testing.assert_array_equal(np.asarray(last.amp_sample), np.asarray(free.amp_sample))
+    # ... while the returned state is the next episode's first state.
+    assert int(last.step_count) == 0
+    assert not np.allclose(np.asarray(last.physics.qpos), np.asarray(free.physics.qpos))
+    assert float(last.amp_valid) == float(free.amp_valid) == 1.0
+    assert int(last.history.count) == 0            # the AMP history restarts empty
 
 
 def test_fall_terminates(env, fns):

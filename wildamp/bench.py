@@ -209,20 +209,45 @@ def bench_train(cfg: Any, calls: int = 2) -> dict[str, Any]:
             **_context()}
 
 
+BACKEND_RATE_KEY = {"env": "control_steps_per_s", "train": "training_sps"}
+
+
+def compare_backends(results: dict[str, dict], what: str) -> dict[str, Any]:
+    """One JSON for a side-by-side backend run: each backend's result and rate / first backend's rate."""
+    key = BACKEND_RATE_KEY[what]
+    names = list(results)
+    base = results[names[0]][key]
+    return {"benchmark": f"{what}_backends", "rate_key": key, "backends": results,
+            "ratio_to_" + names[0]: {n: results[n][key] / base for n in names}, **_context()}
+
+
 def bench_main(what: str, num_envs: int, out: str | None, config: str | None,
-               overrides: list[str], steps: int | None = None) -> int:
-    """`wildamp bench physics|env|train`: run one benchmark, print it, write JSON if asked."""
+               overrides: list[str], steps: int | None = None, physics: str | None = None) -> int:
+    """`wildamp bench physics|env|train`: run one benchmark, print it, write JSON if asked.
+
+    ``physics`` ("mjx,mujoco"): run the env/train benchmark once per physics backend in this one
+    process, one after the other, and report the ratio (machine noise hits both alike)."""
     from wildamp.config import load_config
 
     if what == "physics":
         res = bench_physics(num_envs, n_control_steps=steps or 50)
     else:
-        cfg = load_config(config or paths.CONFIGS_DIR / "smoke.yaml",
-                          list(overrides) + [f"trainer.num_envs={num_envs}"])
-        if what == "env":
-            res = bench_env(cfg, num_envs, n_control_steps=steps or 50)
-        else:
-            res = bench_train(cfg, calls=steps or 2)
+        backends = [b.strip() for b in physics.split(",")] if physics else [None]
+
+        def run(backend: str | None) -> dict:
+            extra = [f"env.physics={backend}"] if backend else []
+            cfg = load_config(config or paths.CONFIGS_DIR / "smoke.yaml",
+                              list(overrides) + [f"trainer.num_envs={num_envs}"] + extra)
+            r = (bench_env(cfg, num_envs, n_control_steps=steps or 50) if what == "env"
+                 else bench_train(cfg, calls=steps or 2))
+            r["physics"] = backend or cfg.env.physics
+            return r
+
+        results = {b or "configured": run(b) for b in backends}
+        res = compare_backends(results, what) if len(results) > 1 else next(iter(results.values()))
+        if len(results) > 1:
+            for n, r in res[next(k for k in res if k.startswith("ratio_to_"))].items():
+                print(f"{what} {n}: {results[n][BACKEND_RATE_KEY[what]]:,.0f} /s  (x{r:.2f})")
     print(json.dumps(res, indent=1))
     if out:
         print(f"→ {write_json(res, out)}")

@@ -77,7 +77,7 @@ def _cmd_eval(a: argparse.Namespace) -> int:
 def _cmd_bench(a: argparse.Namespace) -> int:
     from wildamp import bench
     return bench.bench_main(a.what, num_envs=a.envs, out=a.out, config=a.config,
-                            overrides=a.overrides, steps=a.steps)
+                            overrides=a.overrides, steps=a.steps, physics=a.physics)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--steps", type=int, default=None)
     b.add_argument("--out", default=None)
     b.add_argument("--config", default=None)
+    b.add_argument("--physics", default=None,
+                   help="env/train: comma-separated backends measured side by side, e.g. mjx,mujoco")
     _add_set(b)
     b.set_defaults(fn=_cmd_bench)
     return p

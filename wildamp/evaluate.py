@@ -16,8 +16,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from wildamp import ppo
+from wildamp.gait import format_table, gait_metrics
 
 SETTLE_SECONDS = 2.0   # velocity error is measured after the robot has had time to accelerate
+FORWARD_VEL_INDEX = 3  # heading-frame forward velocity in the policy observation (OBS_LAYOUT)
 
 
 class Evaluator:
@@ -53,6 +55,7 @@ class Evaluator:
             nxt = jax.vmap(env.with_command)(nxt, jnp.asarray(self.commands))
             out = {"alive": alive, "vel_error": nxt.vel_error, "fell": nxt.terminated & alive,
                    "contact": nxt.feet_contact, "qpos": nxt.physics.qpos,
+                   "pad_pos": nxt.prev_frame.pad_pos, "forward_vel": nxt.obs[..., FORWARD_VEL_INDEX],
                    "amp_sample": nxt.amp_sample, "amp_valid": nxt.amp_valid > 0.5}
             alive = alive & ~(nxt.terminated | nxt.truncated)
             return (nxt, alive), out
@@ -100,18 +103,22 @@ def summarize(traj: dict, commands: np.ndarray, dt: float, keep_qpos: bool = Fal
     settle = min(int(SETTLE_SECONDS / dt), T - 1)
     mask = alive[settle:]
     verr = np.asarray(traj["vel_error"])[settle:]
+    fwd = np.asarray(traj.get("forward_vel", np.full(alive.shape, np.nan)))[settle:]
     fell = np.asarray(traj["fell"]).any(axis=0)
     lengths = alive.sum(axis=0)
     contact = np.asarray(traj["contact"], bool)              # (T, N, 2)
-    single = (contact.sum(-1) == 1)
     per_cmd = {}
     for c in np.unique(commands[:, 0]):
         sel = commands[:, 0] == c
         m = mask[:, sel]
         per_cmd[f"{c:.2f}"] = {
             "vel_error": float((verr[:, sel] * m).sum() / max(m.sum(), 1)),
+            "forward_velocity": float((fwd[:, sel] * m).sum() / max(m.sum(), 1)),
             "fall_rate": float(fell[sel].mean()),
         }
+        if "pad_pos" in traj:
+            per_cmd[f"{c:.2f}"].update(gait_metrics(
+                contact[settle:, sel], np.asarray(traj["pad_pos"])[settle:, sel], fwd[:, sel], m, dt))
     # Alternation: touchdowns (swing → stance) should alternate between the feet.
     touchdown = contact[1:] & ~contact[:-1]                  # (T-1, N, 2)
     td_l, td_r = touchdown[..., 0].sum(0), touchdown[..., 1].sum(0)
@@ -122,13 +129,15 @@ def summarize(traj: dict, commands: np.ndarray, dt: float, keep_qpos: bool = Fal
         "fall_rate": fall_rate,
         "episode_length": float(lengths.mean()),
         "episode_steps": int(T),
-        "single_support_fraction": float((single & alive).sum() / max(alive.sum(), 1)),
         "touchdowns_left": float(td_l.mean()),
         "touchdowns_right": float(td_r.mean()),
         "score": -vel_error - fall_rate,
         "per_command": per_cmd,
         "num_episodes": int(N),
     }
+    if "pad_pos" in traj:
+        # Gait metrics over all commands; single_support_fraction here is over live steps after settling.
+        out.update(gait_metrics(contact[settle:], np.asarray(traj["pad_pos"])[settle:], fwd, mask, dt))
     if keep_qpos:
         # After a fall the env auto-resets; freeze each episode at its last live frame instead, so a
         # video never shows a fallen robot standing up again.
@@ -173,7 +182,9 @@ def eval_main(run_dir: str, video: str | None = None, checkpoint: str = "best", 
     res["iteration"] = int(meta["iteration"])
     print(json.dumps({k: v for k, v in res.items() if k != "per_command"}, indent=1))
     for c, r in res["per_command"].items():
-        print(f"  cmd {c} m/s: |v - cmd| = {r['vel_error']:.3f} m/s, falls {100 * r['fall_rate']:.0f}%")
+        print(f"  cmd {c} m/s: v = {r.get('forward_velocity', float('nan')):.3f} m/s, "
+              f"|v - cmd| = {r['vel_error']:.3f} m/s, falls {100 * r['fall_rate']:.0f}%")
+    print(format_table(res))
     if out:
         Path(out).write_text(json.dumps(res, indent=1))
     if video and qpos is not None:

@@ -194,7 +194,7 @@ _BUILTIN: list[tuple[str, str, str, str]] = [
     ("episode/success", "fraction of ended episodes that reached the time limit without falling", "mean", ""),
     ("episode/fall", "fraction of ended episodes that ended by a fall (termination)", "mean", ""),
     ("episode/count", "number of episodes that ended this iteration", "sum", "episodes"),
-    ("env/vel_error", "norm of (commanded - measured) heading-local planar velocity", "mean", "m/s"),
+    ("env/vel_error", "|v_x - cmd_x|: forward (heading-frame) velocity minus the commanded forward velocity", "mean", "m/s"),
     ("amp/disc_loss", "total discriminator loss (LSGAN + penalty + regularisers)", "mean", ""),
     ("amp/disc_lsgan_loss", "least-squares GAN part of the discriminator loss", "mean", ""),
     ("amp/disc_penalty", "gradient penalty on real samples (weighted)", "mean", ""),
@@ -211,7 +211,7 @@ _BUILTIN: list[tuple[str, str, str, str]] = [
     ("amp/reward_p90", "90th percentile of the AMP style reward of this rollout", "mean", ""),
     ("amp/weight", "weight of the style reward in the total reward", "last", ""),
     ("amp/disc_sigma_*", "spectral-norm estimate (largest singular value) of discriminator layer i", "last", ""),
-    ("eval/vel_error", "deterministic evaluation: mean velocity tracking error", "mean", "m/s"),
+    ("eval/vel_error", "deterministic evaluation: mean |v_x - cmd_x| after the settling time", "mean", "m/s"),
     ("eval/fall_rate", "deterministic evaluation: fraction of episodes ending in a fall", "mean", ""),
     ("eval/episode_length", "deterministic evaluation: mean episode length", "mean", "steps"),
     ("eval/score", "deterministic evaluation score used to select the best checkpoint (higher is better)", "mean", ""),
@@ -222,15 +222,15 @@ REGISTRY.declare_many(_BUILTIN)
 def declare_reward_terms(names: Iterable[str], registry: MetricRegistry = REGISTRY) -> list[str]:
     """Declare ``reward/<term>`` for each reward term name; returns the metric names.
 
-    Reward terms are logged as the per-step mean over the rollout of the *scaled* term
-    (the contribution to the total reward).
+    Reward terms are logged as the per-step mean over the rollout of the *unweighted* term (multiply
+    by its ``reward_weights`` entry for the contribution to the task reward).
     """
     out = []
     for term in names:
         if not isinstance(term, str) or not term or "/" in term or "*" in term:
             raise ValueError(f"invalid reward term name {term!r} (non-empty, no '/' or '*')")
         name = f"reward/{term}"
-        registry.register(name, f"mean per-step scaled contribution of reward term '{term}'", "mean")
+        registry.register(name, f"mean per-step unweighted value of reward term '{term}'", "mean")
         out.append(name)
     return out
 

@@ -277,6 +277,10 @@ class Trainer:
             r_amp, disc, dm = amp_step(disc, x, traj.amp_valid, reference, k_disc, self.amp_hyper)
             w = amp_weight_at(cfg, state.iteration)
             reward = reward + w * r_amp
+            style = jnp.mean(w * r_amp)
+            metrics["reward/style"] = style
+            metrics["reward/style_share"] = style / jnp.maximum(
+                jnp.mean(jnp.abs(cfg.amp.task_weight * task)) + style, 1e-8)
             metrics.update({f"amp/{k}": v for k, v in dm.items()})
             metrics["amp/weight"] = w
 
@@ -335,6 +339,8 @@ _EXTRA_METRICS = [
     ("ppo/policy_std", "mean standard deviation of the Gaussian policy", "mean", ""),
     ("reward/task", "mean per-step task reward (weighted sum of the terms)", "mean", ""),
     ("reward/total", "mean per-step total reward used by PPO (task and style)", "mean", ""),
+    ("reward/style", "mean per-step weighted style (AMP) reward in the total reward", "mean", ""),
+    ("reward/style_share", "style share of the reward signal: mean weighted style / (mean |weighted task| + mean weighted style)", "mean", ""),
     ("training/nonfinite_states", "transitions whose physics state became NaN/inf (training stops)", "sum", ""),
     ("eval/style_auc", "deterministic evaluation: held-out AUC of a fresh classifier, policy vs reference AMP features at matched speed (0.5 = indistinguishable)", "mean", ""),
     ("training/wall_s", "wall-clock seconds since the start of training (compile included)", "last", "s"),

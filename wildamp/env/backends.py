@@ -165,29 +165,32 @@ class MujocoBackend(_Kinematics):
             raise ValueError(f"MuJoCo C backend: the model has extra physics state ({self.nstate} != "
                              f"1 + nq + nv): activations, mocap or plugins are not supported")
         self.threads = threads if threads > 0 else (os.cpu_count() or 1)
-        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._pool = None
 
     # -- host side ------------------------------------------------------------------------------
     def _runner(self):
-        # One Rollout (thread pool) and MjData set per calling thread; created on first use.
-        r = getattr(self._local, "runner", None)
-        if r is None:
+        # One Rollout thread pool and MjData set for the backend's lifetime, created on first use.
+        # It must not be owned by the (short-lived) thread that XLA runs a callback on: a pool torn
+        # down with that thread crashes the process.
+        if self._pool is None:
             from mujoco import rollout
-            r = (rollout.Rollout(nthread=self.threads),
-                 [mujoco.MjData(self.c_model) for _ in range(self.threads)])
-            self._local.runner = r
-        return r
+            self._pool = (rollout.Rollout(nthread=self.threads),
+                          [mujoco.MjData(self.c_model) for _ in range(self.threads)])
+        return self._pool
 
     def host_step(self, qpos: np.ndarray, qvel: np.ndarray, time: np.ndarray, ctrl: np.ndarray):
         """Numpy in, numpy out: ``n_substeps`` MuJoCo steps of every env with constant ``ctrl``."""
+        qpos, qvel, time, ctrl = (np.asarray(a) for a in (qpos, qvel, time, ctrl))
         batch = qpos.shape[:-1]
         n = int(np.prod(batch)) if batch else 1
         state0 = np.concatenate([np.reshape(time, (n, 1)), np.reshape(qpos, (n, self.nq)),
                                  np.reshape(qvel, (n, self.nv))], axis=1).astype(np.float64)
         control = np.reshape(ctrl, (n, 1, self.nu)).astype(np.float64)
-        runner, datas = self._runner()
-        state, sensor = runner.rollout(self.c_model, datas, state0, control, nstep=self.n_substeps,
-                                       initial_warmstart=np.zeros((n, self.nv)))
+        with self._lock:  # one pool, one rollout at a time
+            runner, datas = self._runner()
+            state, sensor = runner.rollout(self.c_model, datas, state0, control, nstep=self.n_substeps,
+                                           initial_warmstart=np.zeros((n, self.nv)))
         last, sens = state[:, -1], sensor[:, -1]
         p, k = self.num_pads, self.MAX_PAD_CONTACTS
         pad_force = sens[:, :p * k * 3].reshape(n, p, k, 3)[..., 0].sum(-1)
