@@ -1,5 +1,5 @@
 """Tests for wildamp.amp: objective/reward pairing, spectral norm state, replay buffer, penalties,
-the discriminator update and the health monitor (DESIGN.md §3.6, §6)."""
+the discriminator update and the health monitor (ARCHITECTURE.md §3.6, §6)."""
 
 from __future__ import annotations
 

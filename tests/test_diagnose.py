@@ -81,7 +81,7 @@ def test_planted_leak_is_flagged(reference):
 
 
 def test_zeros_for_contacts_bug_is_flagged(reference):
-    """DESIGN §6: the policy side sent zeros for the foot contacts."""
+    """ARCHITECTURE.md §6: the policy side sent zeros for the foot contacts."""
     samples, names, _ = reference
     half = len(samples) // 2
     other = samples[half:].copy()

@@ -31,7 +31,7 @@ from wildamp.physics import make_mjx_model
 from wildamp.reference.clip import Clip, MotionDataset
 from wildamp.robot import load_model, load_robot_spec
 
-# DESIGN.md §4 (a fact about the robot, not an output of the code under test): the right hip pitch's
+# ARCHITECTURE.md §4 (a fact about the robot, not an output of the code under test): the right hip pitch's
 # +q is extension, so right-leg flexion is −q. The synthetic gait uses it to build physically correct
 # right-leg angles independently of the spec's derived mirror signs.
 RIGHT_HIP_FLEXION_SIGN = -1.0
@@ -84,7 +84,7 @@ def synthetic_walk(spec, speed: float = 0.2, step: float = 0.4, ds: float = 0.2,
 
     Geometry (assets/wildrobot.xml): hip-pitch joint 0.033 m below the pelvis origin, thigh 0.192 m,
     shank 0.18 m, pad centres 0.059 m below the ankle (0.064 to the sole). Left hip +q = flexion,
-    right hip +q = extension (DESIGN §4); knee +q flexion; the ankle keeps the sole level.
+    right hip +q = extension (ARCHITECTURE.md §4); knee +q flexion; the ankle keeps the sole level.
     Left leg swings first after a standing 0.3 s; each step = single support (1-ds) then double support.
     ``wobble`` > 0 adds a pelvis yaw/roll/pitch oscillation (rad) about changing axes — the soles are
     then no longer planted, so that variant is for the frame/invariance tests, not the contact ones.

@@ -84,7 +84,7 @@ def test_leg_ik_puts_the_ankle_on_target_with_a_level_sole(spec, model):
 
 def test_leg_signs_come_from_the_axes_and_match_the_mirror_signs(spec, model):
     left, right = (gen.leg_geometry(model, spec, s) for s in ("left", "right"))
-    # DESIGN: left hip pitch +q is flexion, the right one extension; knees and ankles are not mirrored.
+    # ARCHITECTURE.md §4: left hip pitch +q is flexion, the right one extension; knees and ankles are not mirrored.
     assert left.signs[0] == -right.signs[0]
     for k, joint in enumerate(("hip_pitch", "hip_roll", "knee_pitch", "ankle_pitch")):
         i = spec.joint_names.index(f"left_{joint}")

@@ -22,7 +22,7 @@ from wildamp.reference.gmr import (
 )
 from wildamp.reference.resample import resample_clip
 
-# DESIGN §4: joint (= actuator) order and ranges of WildRobot.
+# ARCHITECTURE.md §4: joint (= actuator) order and ranges of WildRobot.
 JOINTS = {
     "waist_yaw": (-0.5236, 0.5236),
     "left_hip_pitch": (-0.0873, 1.5708),

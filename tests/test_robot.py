@@ -17,7 +17,7 @@ CAD_DIR = Path(__file__).parent / "data" / "cad_like"
 CAD_XML = CAD_DIR / "wildrobot_cad.xml"
 M = np.diag([1.0, -1.0, 1.0])
 
-# DESIGN.md section 4 (facts about the real robot, not outputs of the code under test).
+# ARCHITECTURE.md §4 (facts about the real robot, not outputs of the code under test).
 EXPECTED_ORDER = (
     "waist_yaw", "left_hip_pitch", "left_hip_roll", "left_knee_pitch", "left_ankle_pitch",
     "right_hip_pitch", "right_hip_roll", "right_knee_pitch", "right_ankle_pitch",
@@ -136,7 +136,7 @@ def test_load_model_missing_path(tmp_path: Path) -> None:
 
 
 def test_plus_q_semantics(model: mujoco.MjModel, spec: robot.RobotSpec) -> None:
-    """Each joint's +q does what DESIGN.md section 4 says it does (robot faces +x, left is +y)."""
+    """Each joint's +q does what ARCHITECTURE.md §4 says it does (robot faces +x, left is +y)."""
     home = spec.home_joint_pos
     d0 = _pose(model, spec, home)
 

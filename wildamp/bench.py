@@ -21,7 +21,7 @@ from mujoco import mjx
 
 from wildamp import paths, physics, provenance, robot
 
-#: Control period of the robot (DESIGN.md section 4: 50 Hz control, 500 Hz physics).
+#: Control period of the robot (ARCHITECTURE.md §4: 50 Hz control, 500 Hz physics).
 CTRL_DT = 0.02
 
 

@@ -2,7 +2,7 @@
 
 Every key in a YAML file is consumed or rejected: an unknown key, a missing required key, a value of
 the wrong type or outside its range stops loading with a :class:`ConfigError` that names the key and
-the file (DESIGN.md §3.7). Nothing that changes features, rewards or the model has a default here:
+the file (ARCHITECTURE.md §3.7). Nothing that changes features, rewards or the model has a default here:
 those keys must be written in the file. ``--set section.key=value`` overrides go through the same
 validation. The effective config is written next to every run (:func:`save_effective_config`).
 """

@@ -1,7 +1,7 @@
 """Leak diagnostics: which feature channels let a discriminator tell policy from reference?
 
 The original project's discriminator won trivially (disc_acc 1.00) because one channel — foot
-contacts, all zeros on the policy side — separated the two sets perfectly (DESIGN §6). A channel that
+contacts, all zeros on the policy side — separated the two sets perfectly (ARCHITECTURE.md §6). A channel that
 is *by itself* almost perfectly separable is such a leak: the discriminator learns it first and the
 policy gets no useful style gradient. This module measures, for two sets of samples (reference vs
 anything else):

@@ -2,7 +2,7 @@
 
 Reports velocity tracking error, fall rate, episode length and gait statistics (single-support
 fraction, foot alternation); renders a rollout video. Training runs this periodically and keeps the
-best checkpoint by its score (never by the noisy training reward, DESIGN.md §6).
+best checkpoint by its score (never by the noisy training reward, ARCHITECTURE.md §6).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 a known way (played faster or slower, joint noise, a robot standing still, played backwards) and
 passed through the *same* feature function (:func:`wildamp.features.dataset_samples`) and the same
 fitted normaliser, so every difference the discriminator finds is a difference in the motion, never
-in the pipeline (DESIGN.md §3.3).
+in the pipeline (ARCHITECTURE.md §3.3).
 
 The discriminator is trained with the production :func:`wildamp.amp.disc_update` (replay buffer,
 spectral norm, penalties, input noise) in jitted chunks of iterations; each chunk ends with the mean

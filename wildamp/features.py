@@ -1,4 +1,4 @@
-"""THE AMP feature function: one JAX implementation for the policy and the reference (DESIGN §3.3).
+"""THE AMP feature function: one JAX implementation for the policy and the reference (ARCHITECTURE.md §3.3).
 
 Data flow::
 
@@ -14,7 +14,7 @@ control step; the reference dataset goes through :func:`dataset_samples`, which 
 kinematically through MJX and then calls the *same* :func:`frame_features`. There is no second
 implementation to drift apart (a parity test in ``tests/test_features.py`` proves it).
 
-Frames and conventions (DESIGN §3.1, §3.4):
+Frames and conventions (ARCHITECTURE.md §3.1, §3.4):
 
 - quaternions are wxyz; every formula below is invariant to the sign of the root quaternion
   (rotation matrices and the yaw are quadratic in q; relative rotations are sign-fixed before the log);
@@ -27,7 +27,7 @@ Frames and conventions (DESIGN §3.1, §3.4):
 Contact estimators (``features.contact_estimator``):
 
 - ``joints`` — the seed's v0.6.2 heuristic, made correct for the mirrored right hip. For each leg the
-  *flexion-equivalent* hip pitch is ``s · q_hip`` with ``s = +1`` on the left (DESIGN §4: +q = leg
+  *flexion-equivalent* hip pitch is ``s · q_hip`` with ``s = +1`` on the left (ARCHITECTURE.md §4: +q = leg
   forward) and ``s = spec.mirror_sign[right_hip_pitch]`` on the right (−1 for WildRobot), so "leg behind
   the body" means the same physical thing on both sides. A leg is in contact when its flexion-equivalent
   hip angle is below ``contact_threshold_angle``, with confidence
@@ -78,7 +78,7 @@ GROUPS: tuple[str, ...] = (
 #: Contact channel order; must equal ``RobotSpec.foot_geoms``.
 CONTACT_ORDER: tuple[str, ...] = ("left_toe", "left_heel", "right_toe", "right_heel")
 #: A reference channel whose std is below this (in its own units) is "constant" and dropped by the
-#: normaliser when ``drop_constant_channels`` (DESIGN §6: waist_yaw is always 0 in the reference,
+#: normaliser when ``drop_constant_channels`` (ARCHITECTURE.md §6: waist_yaw is always 0 in the reference,
 #: and dividing policy motion by a ~0 std amplified it ~7,000×).
 CONSTANT_STD_THRESHOLD: float = 1e-6
 
@@ -521,7 +521,7 @@ class History(NamedTuple):
     """The last k per-frame feature vectors of one env (or a batch: leading axes allowed).
 
     ``frames`` (..., k, F), oldest first; ``count`` (...,) how many of them belong to the current
-    episode (capped at k). A sample is valid only when all k do (DESIGN §3.5).
+    episode (capped at k). A sample is valid only when all k do (ARCHITECTURE.md §3.5).
     """
 
     frames: jax.Array
@@ -827,7 +827,7 @@ def check_finite(samples: Any, channel_names: Sequence[str], what: str = "featur
 
 @dataclass(frozen=True, eq=False)
 class FeatureNormalizer:
-    """Fixed normalisation of AMP samples, fitted on reference samples (DESIGN §6).
+    """Fixed normalisation of AMP samples, fitted on reference samples (ARCHITECTURE.md §6).
 
     ``apply(x) = clip(((x − mean) / std)[..., keep], −clip, clip)`` with ``std ≥ std_floor``;
     channels whose reference std is below ``const_threshold`` are dropped (``keep`` False) when

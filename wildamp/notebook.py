@@ -1,7 +1,7 @@
 """Helpers the notebooks share: runtime setup, live training plots, evaluation tables and videos.
 
 Everything a notebook cell would otherwise hold as logic lives here so that tests reach it
-(DESIGN.md §8). Importing this module is cheap and imports neither jax nor mujoco: `setup_runtime`
+(ARCHITECTURE.md §8). Importing this module is cheap and imports neither jax nor mujoco: `setup_runtime`
 must be able to choose MuJoCo's OpenGL backend and JAX's XLA flags *before* those are loaded.
 
 Typical use in a notebook (after the Colab-only ``pip install`` of the repository)::
@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
 #: Where Colab's NVIDIA driver is told to libglvnd for EGL (missing on some Colab images).
 NVIDIA_EGL_VENDOR_FILE = Path("/usr/share/glvnd/egl_vendor.d/10_nvidia.json")
 NVIDIA_EGL_VENDOR_JSON = '{"file_format_version": "1.0.0", "ICD": {"library_path": "libEGL_nvidia.so.0"}}\n'
-#: XLA flags for GPU training (DESIGN.md §7). Only set where a GPU may be used: XLA_FLAGS are part of
+#: XLA flags for GPU training (ARCHITECTURE.md §7). Only set where a GPU may be used: XLA_FLAGS are part of
 #: JAX's persistent-cache key, so setting them on CPU would split the cache shared with the CLI and tests.
 GPU_XLA_FLAGS = ("--xla_gpu_triton_gemm_any=True",)
 #: JAX's GPU plugins; one of them installed means JAX may pick a GPU.

@@ -1,7 +1,7 @@
 """MJX model creation and contact normal forces per named geom (MuJoCo C and MJX).
 
 Why this module exists: the original project read foot contact forces from a single pyramid facet
-and so saw a quarter of the true force (DESIGN.md section 3.8). Here the normal force of a contact is
+and so saw a quarter of the true force (ARCHITECTURE.md §3.8). Here the normal force of a contact is
 decoded exactly as MuJoCo does it:
 
 - pyramidal cone: a contact of dimension ``condim > 1`` owns ``2 * (condim - 1)`` constraint rows

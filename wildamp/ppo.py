@@ -374,7 +374,7 @@ def normalize(
     """(obs - mean) / max(std, std_floor), clipped to [-clip, clip].
 
     The std floor and the clip exist because a channel that was (nearly) constant while the
-    statistics were gathered would otherwise amplify any later deviation enormously (DESIGN 6).
+    statistics were gathered would otherwise amplify any later deviation enormously (ARCHITECTURE.md §6).
     """
     std = jnp.maximum(jnp.sqrt(state.var), std_floor)
     return jnp.clip((obs - state.mean) / std, -clip, clip)

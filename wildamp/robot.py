@@ -3,7 +3,7 @@
 Everything about the robot that the rest of wildamp needs (joint order, addresses, ranges, feet,
 left/right mirror map) is *derived from the MJCF by name* and written to ``robot_config.yaml``;
 ``RobotSpec`` is that file, loaded and (optionally) checked against a model. Nothing here hard-codes
-a joint position or a mirror sign (DESIGN.md sections 3.2 and 4).
+a joint position or a mirror sign (ARCHITECTURE.md §3.2 and §4).
 
 Mirror signs: for a left/right joint pair with world axes ``a_l``, ``a_r`` at the ``home`` keyframe,
 the sagittal reflection ``M = diag(1, -1, 1)`` maps the left joint onto the right one. Joint axes are

@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import mujoco
     from matplotlib.figure import Figure
 
-#: The contact order of the feature function (DESIGN.md section 4).
+#: The contact order of the feature function (ARCHITECTURE.md §4).
 CONTACT_PADS = ("left_toe", "left_heel", "right_toe", "right_heel")
 GL_PACKAGES_HINT = "Debian/Ubuntu: apt-get install libegl1 libgl1-mesa-dri (EGL) or libosmesa6 (OSMesa)"
 _HEADLESS_BACKENDS = ("egl", "osmesa")

@@ -1,5 +1,5 @@
 """Adversarial Motion Priors: discriminator, LSGAN objective + reward, penalties, replay buffer,
-discriminator update and health monitor. See DESIGN.md §3.6 for the contracts this package keeps."""
+discriminator update and health monitor. See ARCHITECTURE.md §3.6 for the contracts this package keeps."""
 
 from wildamp.amp.discriminator import Discriminator, layer_names, layer_sigmas, layer_us
 from wildamp.amp.hyper import ACTIVATIONS, PENALTIES, SEED_AMP_HYPER, AMPHyper, activation_fn

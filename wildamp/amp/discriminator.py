@@ -4,7 +4,7 @@ Spectral normalisation uses ``flax.linen.SpectralNorm`` (flax 0.12.8): each Dens
 an estimate of its top singular value σ obtained by one power-iteration step from a stored vector u.
 u and σ live in the ``"batch_stats"`` collection. They must be *carried*: the seed threw them away on
 every call, so each step started power iteration from a fresh random u and σ was never accurate
-(DESIGN.md §6). Call with ``update_stats=True`` and ``mutable=["batch_stats"]`` when training and keep
+(ARCHITECTURE.md §6). Call with ``update_stats=True`` and ``mutable=["batch_stats"]`` when training and keep
 the returned collection; call with ``update_stats=False`` for inference (deterministic, state unchanged).
 """
 

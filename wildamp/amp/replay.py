@@ -1,6 +1,6 @@
 """Functional, jit-compatible ring buffer of past policy AMP samples.
 
-The seed configured a replay buffer but never used it (DESIGN.md §6); here it is a pytree carried in
+The seed configured a replay buffer but never used it (ARCHITECTURE.md §6); here it is a pytree carried in
 :class:`wildamp.amp.update.DiscState`, filled after every discriminator update and sampled by it, and
 its fill fraction is a metric.
 """

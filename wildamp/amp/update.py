@@ -1,6 +1,6 @@
 """Discriminator state, inference (rewards) and the jit-compatible discriminator update.
 
-Order inside one training iteration (DESIGN.md §3.6), owned by the training loop:
+Order inside one training iteration (ARCHITECTURE.md §3.6), owned by the training loop:
 rollout → AMP features → :func:`amp_reward` with the discriminator of rollout time (the state *before*
 this iteration's update) → :func:`disc_update` → PPO.
 """

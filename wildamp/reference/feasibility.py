@@ -57,7 +57,7 @@ __all__ = [
     "with_friction_scale", "start_timings", "RobustnessRow", "robustness", "format_robustness",
 ]
 
-#: Control period (s) of the servos' targets: the policy's rate (DESIGN.md section 4, 50 Hz).
+#: Control period (s) of the servos' targets: the policy's rate (ARCHITECTURE.md §4, 50 Hz).
 DEFAULT_CTRL_DT = 0.02
 
 

@@ -1,6 +1,6 @@
 """The embedded WildRobot walking gait: a rocking, ZMP-preview-controlled pattern generator.
 
-Why it exists: retargeted human clips are infeasible for this robot (DESIGN.md section 5), so
+Why it exists: retargeted human clips are infeasible for this robot (ARCHITECTURE.md §5), so
 wildamp ships its own reference gait that the robot's own servos can follow; the feasibility gate
 (:mod:`wildamp.reference.feasibility`) proves it clip by clip.
 

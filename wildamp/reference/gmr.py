@@ -3,9 +3,9 @@
 GMR files come from outside, and a pickle can run arbitrary code when loaded. They are read with
 :class:`RestrictedUnpickler`, which resolves only the handful of globals that numpy arrays and
 scalars need and refuses every other global *before* anything is called. Everything past this
-module is wxyz and ``.npz``; pickle exists only at this boundary (DESIGN §3.9).
+module is wxyz and ``.npz``; pickle exists only at this boundary (ARCHITECTURE.md §3.9).
 
-The GMR dict (DESIGN §5): ``fps`` (float), ``root_pos`` (N, 3), ``root_rot`` (N, 4) **xyzw**,
+The GMR dict (ARCHITECTURE.md §5): ``fps`` (float), ``root_pos`` (N, 3), ``root_rot`` (N, 4) **xyzw**,
 ``dof_pos`` (N, J) in the robot's actuator order, ``local_body_pos``/``link_body_list`` (usually
 None), optional ``source_file``, ``robot``, ``num_frames``, ``duration_sec``.
 """
