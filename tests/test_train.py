@@ -157,7 +157,7 @@ def test_ppo_baseline_learns_a_trivial_task(tmp_path):
 def test_eval_command_writes_metrics_and_video(amp_run, tmp_path):
     import mediapy
 
-    from wildamp.evaluate import eval_main
+    from wildamp.cli import eval_main
     from wildamp.viz import ensure_ffmpeg
     out, video = tmp_path / "eval.json", tmp_path / "eval.mp4"
     assert eval_main(str(amp_run.run_dir), video=str(video), checkpoint="latest", out=str(out)) == 0

@@ -63,7 +63,7 @@ class CheckpointStructureError(ValueError):
 _MISSING = "<missing>"
 
 
-def _jsonable(obj: Any, where: str = "") -> Any:
+def jsonable(obj: Any, where: str = "") -> Any:
     """Convert numpy/jax scalars and arrays, tuples and Paths to JSON types; refuse anything else."""
     if obj is None or isinstance(obj, (bool, str)):
         return obj
@@ -80,22 +80,22 @@ def _jsonable(obj: Any, where: str = "") -> Any:
         for k, v in obj.items():
             if not isinstance(k, str):
                 raise TypeError(f"{where or 'value'}: dict key {k!r} is not a string (JSON needs string keys)")
-            out[k] = _jsonable(v, f"{where}.{k}" if where else k)
+            out[k] = jsonable(v, f"{where}.{k}" if where else k)
         return out
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+        return [jsonable(v, f"{where}[{i}]") for i, v in enumerate(obj)]
     if isinstance(obj, np.generic):
-        return _jsonable(obj.item(), where)
+        return jsonable(obj.item(), where)
     if isinstance(obj, (np.ndarray, jax.Array)):
         arr = obj
         if isinstance(arr, jax.Array) and jax.dtypes.issubdtype(arr.dtype, jax.dtypes.prng_key):
             arr = jax.random.key_data(arr)
-        return _jsonable(np.asarray(arr).tolist(), where)
+        return jsonable(np.asarray(arr).tolist(), where)
     raise TypeError(f"{where or 'value'}: {type(obj).__name__} is not JSON-serialisable")
 
 
 def _canonical_json(obj: Any) -> str:
-    return json.dumps(_jsonable(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return json.dumps(jsonable(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
 
 
 def spec_hash(spec: Mapping[str, Any]) -> str:
@@ -118,8 +118,8 @@ def check_spec(saved_spec: Mapping[str, Any], current_spec: Mapping[str, Any]) -
 
     Nested dicts are compared key by key (reported as dotted paths); lists are compared whole.
     """
-    saved = _flatten(_jsonable(saved_spec))
-    current = _flatten(_jsonable(current_spec))
+    saved = _flatten(jsonable(saved_spec))
+    current = _flatten(jsonable(current_spec))
     diffs: dict[str, tuple[Any, Any]] = {}
     for key in sorted(set(saved) | set(current)):
         a, b = saved.get(key, _MISSING), current.get(key, _MISSING)
@@ -322,7 +322,7 @@ def save_checkpoint(
         raise KeyError(f"checkpoint meta is missing required key(s) {missing} (required: {list(REQUIRED_META_KEYS)})")
     if not isinstance(meta["spec"], Mapping):
         raise TypeError(f"meta['spec'] must be a dict, got {type(meta['spec']).__name__}")
-    full_meta = dict(_jsonable(dict(meta), "meta"))
+    full_meta = dict(jsonable(dict(meta), "meta"))
     full_meta.update(
         step=int(step),
         spec_hash=spec_hash(meta["spec"]),

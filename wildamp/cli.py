@@ -62,16 +62,109 @@ def _cmd_diagnose_features(a: argparse.Namespace) -> int:
     return diagnose_features_main(a.ref, a.other, out=a.out, config=a.config)
 
 
+def train_main(config: str | None, overrides: list[str], run_dir: str | None, resume: str | None,
+               no_amp: bool = False, iterations: int | None = None) -> int:
+    """`wildamp train`: train, then evaluate the best checkpoint and write video + plots."""
+    from pathlib import Path
+
+    import jax
+
+    from wildamp.config import load_config
+    from wildamp.train import TrainingDiverged, default_config_path, new_run_dir, run_training
+    if resume:
+        run_dir = resume
+        cfg_path = Path(resume) / "config.yaml"
+    else:
+        cfg_path = Path(config) if config else default_config_path()
+    overrides = list(overrides) + (["amp.enabled=false"] if no_amp else [])
+    cfg = load_config(cfg_path, overrides)
+    out = Path(run_dir) if run_dir else new_run_dir(cfg_path)
+    print(f"wildamp train: config {cfg_path} → run dir {out}  (JAX backend: {jax.default_backend()}, "
+          f"physics {cfg.env.physics}, {cfg.trainer.num_envs} envs on {jax.device_count()} device(s), "
+          f"AMP {'on' if cfg.amp.enabled else 'off'})")
+    try:
+        run_training(cfg, out, resume=bool(resume), iterations=iterations)
+    except TrainingDiverged as e:
+        print(f"wildamp train: stopped: {e}")
+        return 3
+    from wildamp.metrics import plot_dashboard, read_jsonl
+    fig = plot_dashboard(read_jsonl(out / "metrics.jsonl"))
+    fig.savefig(out / "training.png", dpi=100)
+    print(f"training curves → {out / 'training.png'}")
+    return eval_main(str(out), video=str(out / "eval.mp4") if cfg.video.enabled else None,
+                     checkpoint="best", out=str(out / "eval.json"))
+
+
+def eval_main(run_dir: str, video: str | None = None, checkpoint: str = "best", out: str | None = None,
+              overrides: list[str] | None = None, seed: int | None = None) -> int:
+    """`wildamp eval DIR`: evaluate a run's checkpoint (or an exported policy directory such as
+    assets/policies/walk_cpu) deterministically; print the metrics and the walking-target table."""
+    import json
+    from pathlib import Path
+
+    from wildamp import run_state
+    from wildamp.config import load_config
+    from wildamp.evaluate import Evaluator, write_eval_video
+    from wildamp.gait import format_table
+    from wildamp.train import Trainer
+
+    run = Path(run_dir)
+    if not (run / "config.yaml").is_file():
+        raise FileNotFoundError(f"{run} has no config.yaml: not a run directory or exported policy")
+    cfg = load_config(run / "config.yaml", overrides or [])
+    trainer = Trainer.build(cfg)
+    template = trainer.init_state()
+    if run_state.is_policy_dir(run):
+        state, meta = run_state.load_policy(trainer, template, run)
+        source = str(run / run_state.POLICY_FILE)
+    else:
+        path = run_state.resolve_checkpoint(run, checkpoint)
+        state, meta = run_state.restore_checkpoint(trainer, template, path)
+        source = str(path)
+    ev = Evaluator(trainer)
+    res = ev.evaluate(state.ppo.params, state.obs_norm, seed=seed, keep_qpos=video is not None)
+    qpos = res.pop("qpos", None)
+    res["checkpoint"] = source
+    res["iteration"] = int(meta["iteration"])
+    print(json.dumps({k: v for k, v in res.items() if k != "per_command"}, indent=1))
+    for c, r in res["per_command"].items():
+        print(f"  cmd {c} m/s: v = {r.get('forward_velocity', float('nan')):.3f} m/s, "
+              f"|v - cmd| = {r['vel_error']:.3f} m/s, falls {100 * r['fall_rate']:.0f}%")
+    print(format_table(res))
+    if out:
+        Path(out).write_text(json.dumps(res, indent=1))
+    if video and qpos is not None:
+        write_eval_video(trainer, qpos, ev.commands, video)
+    return 0
+
+
+def export_main(run_dir: str, out_dir: str, checkpoint: str = "best") -> int:
+    """`wildamp export RUN_DIR OUT_DIR`: the policy alone (parameters, normaliser, config, spec)."""
+    from wildamp import run_state
+    from wildamp.config import load_config
+    from wildamp.train import Trainer
+
+    cfg = load_config(f"{run_dir}/config.yaml")
+    trainer = Trainer.build(cfg)
+    path = run_state.resolve_checkpoint(run_dir, checkpoint)
+    state, meta = run_state.restore_checkpoint(trainer, trainer.init_state(), path)
+    out = run_state.export_policy(trainer, state, meta, out_dir, extra={"source_checkpoint": str(path)})
+    print(f"policy of {path} → {out}")
+    return 0
+
+
 def _cmd_train(a: argparse.Namespace) -> int:
-    from wildamp.train import train_main
     return train_main(config=a.config, overrides=a.overrides, run_dir=a.run_dir, resume=a.resume,
                       no_amp=a.no_amp, iterations=a.iterations)
 
 
 def _cmd_eval(a: argparse.Namespace) -> int:
-    from wildamp.evaluate import eval_main
     return eval_main(a.run_dir, video=a.video, checkpoint=a.checkpoint, out=a.out,
-                     overrides=a.overrides)
+                     overrides=a.overrides, seed=a.seed)
+
+
+def _cmd_export(a: argparse.Namespace) -> int:
+    return export_main(a.run_dir, a.out_dir, checkpoint=a.checkpoint)
 
 
 def _cmd_bench(a: argparse.Namespace) -> int:
@@ -152,13 +245,20 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--iterations", type=int, default=None, help="override trainer.iterations")
     tr.set_defaults(fn=_cmd_train)
 
-    ev = sub.add_parser("eval", help="deterministic evaluation (+ video) of a run's checkpoint")
+    ev = sub.add_parser("eval", help="deterministic evaluation (+ video) of a run's checkpoint or an exported policy")
     ev.add_argument("run_dir")
     ev.add_argument("--video", default=None, help="write an mp4 here")
     ev.add_argument("--checkpoint", default="best", help="'best', 'latest' or a checkpoint dir")
     ev.add_argument("--out", default=None, help="write the metrics as JSON")
+    ev.add_argument("--seed", type=int, default=None, help="evaluation seed (default: the config's eval.seed)")
     _add_set(ev)
     ev.set_defaults(fn=_cmd_eval)
+
+    ex = sub.add_parser("export", help="write a run's policy alone (small; evaluable with `wildamp eval`)")
+    ex.add_argument("run_dir")
+    ex.add_argument("out_dir")
+    ex.add_argument("--checkpoint", default="best", help="'best', 'latest' or a checkpoint dir")
+    ex.set_defaults(fn=_cmd_export)
 
     b = sub.add_parser("bench", help="benchmarks writing JSON")
     b.add_argument("what", choices=["physics", "env", "train"])

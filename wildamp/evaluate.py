@@ -152,46 +152,6 @@ def summarize(traj: dict, commands: np.ndarray, dt: float, keep_qpos: bool = Fal
     return out
 
 
-def eval_main(run_dir: str, video: str | None = None, checkpoint: str = "best", out: str | None = None,
-              overrides: list[str] | None = None) -> int:
-    """`wildamp eval RUN_DIR`: evaluate a checkpoint deterministically, print and write metrics."""
-    from wildamp import checkpoint as C
-    from wildamp.config import load_config
-    from wildamp.train import Trainer, checkpoint_template, state_from_checkpoint
-
-    run = Path(run_dir)
-    cfg = load_config(run / "config.yaml", overrides or [])
-    if checkpoint == "best":
-        b = C.best_checkpoint(run)
-        path = b[0] if b else C.latest_checkpoint(run)
-    elif checkpoint == "latest":
-        path = C.latest_checkpoint(run)
-    else:
-        path = Path(checkpoint)
-    if path is None:
-        raise FileNotFoundError(f"no checkpoint in {run / 'checkpoints'}")
-    trainer = Trainer.build(cfg)
-    C.check_spec(C.load_meta(path)["spec"], trainer.spec())
-    template_state = trainer.init_state()
-    restored, meta = C.load_checkpoint(path, checkpoint_template(trainer, template_state))
-    state = state_from_checkpoint(template_state, restored)
-    ev = Evaluator(trainer)
-    res = ev.evaluate(state.ppo.params, state.obs_norm, keep_qpos=video is not None)
-    qpos = res.pop("qpos", None)
-    res["checkpoint"] = str(path)
-    res["iteration"] = int(meta["iteration"])
-    print(json.dumps({k: v for k, v in res.items() if k != "per_command"}, indent=1))
-    for c, r in res["per_command"].items():
-        print(f"  cmd {c} m/s: v = {r.get('forward_velocity', float('nan')):.3f} m/s, "
-              f"|v - cmd| = {r['vel_error']:.3f} m/s, falls {100 * r['fall_rate']:.0f}%")
-    print(format_table(res))
-    if out:
-        Path(out).write_text(json.dumps(res, indent=1))
-    if video and qpos is not None:
-        write_eval_video(trainer, qpos, ev.commands, video)
-    return 0
-
-
 def write_eval_video(trainer: Any, qpos: np.ndarray, commands: np.ndarray, path: str) -> None:
     """Render one episode per distinct command, side by side in time (tracking camera)."""
     from wildamp import viz

@@ -129,11 +129,11 @@ def target_table(result: dict, targets: WalkingTargets = TARGETS) -> list[dict]:
 
 def format_table(result: dict) -> str:
     """The target table plus the descriptive gait metrics, as text."""
-    lines = [f"{'metric':<18}{'value':>10}  {'target':<10} ok"]
+    lines = [f"{'metric':<22}{'value':>8}  {'target':<10} ok"]
     for r in target_table(result):
-        lines.append(f"{r['metric']:<18}{r['value']:>10.3f}  {r['target']:<10} {'yes' if r['ok'] else 'NO'}")
+        lines.append(f"{r['metric']:<22}{r['value']:>8.3f}  {r['target']:<10} {'yes' if r['ok'] else 'NO'}")
     for k in ("forward_velocity", "single_support_left", "single_support_right", "symmetry",
               "step_frequency_hz", "stride_length_m", "foot_clearance_m", "slip_m_s"):
         if k in result:
-            lines.append(f"{k:<18}{result[k]:>10.3f}")
+            lines.append(f"{k:<22}{result[k]:>8.3f}")
     return "\n".join(lines)

@@ -339,17 +339,9 @@ def format_eval_table(ev: Mapping[str, Any]) -> str:
 
 
 def restore_checkpoint(trainer: Any, template_state: Any, path: str | os.PathLike) -> tuple[Any, dict]:
-    """Load checkpoint ``path`` of a run of ``trainer`` into a TrainState; returns ``(state, meta)``.
-
-    The checkpoint's spec is checked against the trainer's first (joint order, observation layout,
-    feature normaliser, ...): a mismatch raises `wildamp.checkpoint.SpecMismatchError`.
-    """
-    from wildamp import checkpoint as C
-    from wildamp.train import checkpoint_template, state_from_checkpoint
-
-    C.check_spec(C.load_meta(path)["spec"], trainer.spec())
-    restored, meta = C.load_checkpoint(path, checkpoint_template(trainer, template_state))
-    return state_from_checkpoint(template_state, restored), meta
+    """Load checkpoint ``path`` of a run of ``trainer`` (see :func:`wildamp.run_state.restore_checkpoint`)."""
+    from wildamp import run_state
+    return run_state.restore_checkpoint(trainer, template_state, path)
 
 
 # --------------------------------------------------------------------------------------- videos

@@ -32,7 +32,8 @@ from jax.sharding import PartitionSpec as P
 from wildamp import amp as A
 from wildamp import paths, ppo
 from wildamp.config import REWARD_TERMS, Config, load_config, save_effective_config
-from wildamp.env import EnvState, WalkEnv
+from wildamp.env import WalkEnv
+from wildamp.run_state import TrainState, checkpoint_template, restore_checkpoint
 
 
 def enable_compilation_cache(cache_dir: str | os.PathLike | None = None) -> None:
@@ -47,17 +48,6 @@ def enable_compilation_cache(cache_dir: str | os.PathLike | None = None) -> None
 # --------------------------------------------------------------------------------------------- #
 # State
 # --------------------------------------------------------------------------------------------- #
-
-
-class TrainState(NamedTuple):
-    ppo: ppo.PPOTrainState
-    obs_norm: ppo.NormalizerState
-    critic_norm: ppo.NormalizerState
-    disc: Any                    # amp.DiscState, or () when AMP is off
-    env: EnvState                # batched over envs
-    rng: jax.Array
-    iteration: jax.Array
-    env_steps: jax.Array
 
 
 def data_parallel_mesh() -> Mesh | None:
@@ -365,41 +355,13 @@ def default_config_path() -> Path:
     return paths.CONFIGS_DIR / ("ppo_amass_training.yaml" if gpu else "cpu.yaml")
 
 
-def _new_run_dir(cfg_path: Path) -> Path:
+def new_run_dir(cfg_path: Path) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return paths.REPO_ROOT / "runs" / f"{cfg_path.stem}-{stamp}"
 
 
 def _host(metrics: dict, i: int) -> dict[str, float]:
     return {k: float(np.asarray(v)[i]) for k, v in metrics.items()}
-
-
-def _leaves_dict(tree: Any) -> dict[str, Any]:
-    # The env state holds MJX Data, which the msgpack serialiser does not know: store its leaves by
-    # position (the structure comes from the template on restore).
-    return {f"{i:04d}": leaf for i, leaf in enumerate(jax.tree.leaves(tree))}
-
-
-def checkpoint_template(trainer: Trainer, state: TrainState) -> dict:
-    """What a checkpoint stores: everything needed to continue exactly (the envs included)."""
-    return {"ppo_params": state.ppo.params, "ppo_opt": state.ppo.opt_state, "ppo_step": state.ppo.step,
-            "obs_norm": state.obs_norm, "critic_norm": state.critic_norm, "disc": state.disc,
-            "env": _leaves_dict(state.env), "rng": state.rng, "iteration": state.iteration,
-            "env_steps": state.env_steps,
-            # The AMP feature normalisation the run trained with (its digest is also in the spec).
-            "feature_normalizer": {k: np.asarray(getattr(trainer.feature_normalizer, k))
-                                   for k in ("mean", "std", "keep")}}
-
-
-def state_from_checkpoint(state: TrainState, c: dict) -> TrainState:
-    env_def = jax.tree.structure(state.env)
-    env = jax.tree.unflatten(env_def, [jnp.asarray(c["env"][k]) for k in sorted(c["env"])])
-    to_jax = lambda t: jax.tree.map(jnp.asarray, t)  # noqa: E731
-    return TrainState(ppo=state.ppo.replace(params=to_jax(c["ppo_params"]), opt_state=to_jax(c["ppo_opt"]),
-                                            step=jnp.asarray(c["ppo_step"])),
-                      obs_norm=to_jax(c["obs_norm"]), critic_norm=to_jax(c["critic_norm"]),
-                      disc=to_jax(c["disc"]), env=env, rng=jnp.asarray(c["rng"]),
-                      iteration=jnp.asarray(c["iteration"]), env_steps=jnp.asarray(c["env_steps"]))
 
 
 @dataclass
@@ -436,9 +398,8 @@ def run_training(cfg: Config, run_dir: str | os.PathLike, resume: bool = False,
         latest = C.latest_checkpoint(run_dir)
         if latest is None:
             raise FileNotFoundError(f"--resume {run_dir}: no checkpoint found under {run_dir}/checkpoints")
-        C.check_spec(C.load_meta(latest)["spec"], spec)
-        restored, meta = C.load_checkpoint(latest, checkpoint_template(trainer, state))
-        state = shard_state(state_from_checkpoint(state, restored))
+        state, meta = restore_checkpoint(trainer, state, latest)
+        state = shard_state(state)
         print(f"resumed from {latest} (iteration {int(state.iteration)})")
     sinks = []
     if cfg.logging.tensorboard:
@@ -532,30 +493,3 @@ def run_training(cfg: Config, run_dir: str | os.PathLike, resume: bool = False,
         best = b[0] if b else None
     return RunResult(run_dir=run_dir, records=records, state=state, trainer=trainer,
                      best_checkpoint=best, eval=last_eval)
-
-
-def train_main(config: str | None, overrides: list[str], run_dir: str | None, resume: str | None,
-               no_amp: bool = False, iterations: int | None = None) -> int:
-    """`wildamp train`: train, then evaluate the best checkpoint and write video + plots."""
-    from wildamp.evaluate import eval_main
-    if resume:
-        run_dir = resume
-        cfg_path = Path(resume) / "config.yaml"
-    else:
-        cfg_path = Path(config) if config else default_config_path()
-    overrides = list(overrides) + (["amp.enabled=false"] if no_amp else [])
-    cfg = load_config(cfg_path, overrides)
-    out = Path(run_dir) if run_dir else _new_run_dir(cfg_path)
-    print(f"wildamp train: config {cfg_path} → run dir {out}  (JAX backend: {jax.default_backend()}, "
-          f"{cfg.trainer.num_envs} envs on {jax.device_count()} device(s), AMP {'on' if cfg.amp.enabled else 'off'})")
-    try:
-        run_training(cfg, out, resume=bool(resume), iterations=iterations)
-    except TrainingDiverged as e:
-        print(f"wildamp train: stopped: {e}")
-        return 3
-    from wildamp.metrics import plot_dashboard, read_jsonl
-    fig = plot_dashboard(read_jsonl(out / "metrics.jsonl"))
-    fig.savefig(out / "training.png", dpi=100)
-    print(f"training curves → {out / 'training.png'}")
-    return eval_main(str(out), video=str(out / "eval.mp4") if cfg.video.enabled else None,
-                     checkpoint="best", out=str(out / "eval.json"))

@@ -1,0 +1,91 @@
+"""Collect the CPU walking result: evaluate the AMP and the PPO-only run with one seed, write
+results/walk_cpu.json (targets, gait metrics, wall clock, machine) and results/walk_cpu.png (learning
+curves of both runs side by side).
+
+Usage: python scripts/walk_cpu_results.py RUN_AMP RUN_PPO [--policy assets/policies/walk_cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+def _wall_s(run: Path) -> float:
+    last = 0.0
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        last = max(last, float(r.get("elapsed_s") or 0.0))
+    return last
+
+
+def _eval(dir_: Path, out: Path) -> dict:
+    from wildamp.cli import eval_main
+    eval_main(str(dir_), out=str(out))
+    return json.loads(out.read_text())
+
+
+def _curves(runs: dict[str, Path], png: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from wildamp.metrics import metric_series, read_jsonl
+    panels = [("env/vel_error", "|v_x - cmd| (m/s), training rollouts"),
+              ("episode/fall", "fall rate of finished episodes"),
+              ("reward/task", "task reward per step"),
+              ("amp/reward_mean", "AMP style reward per step (AMP run)"),
+              ("amp/disc_acc", "discriminator accuracy (AMP run)"),
+              ("eval/style_auc", "style AUC, deterministic eval (0.5 = like the reference)")]
+    fig, axes = plt.subplots(2, 3, figsize=(15, 7.5))
+    for ax, (key, title) in zip(axes.flat, panels):
+        for name, run in runs.items():
+            recs = read_jsonl(run / "metrics.jsonl")
+            x, y = metric_series(recs, key, x="env_steps") if key != "eval/style_auc" else metric_series(recs, key)
+            if len(x) and np.isfinite(y).any():
+                ax.plot(np.asarray(x) / (1e6 if key != "eval/style_auc" else 1), y, label=name,
+                        marker="o" if key.startswith("eval/") else None, lw=1.2)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("env steps (M)" if key != "eval/style_auc" else "iteration")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    axes.flat[0].axhline(0.05, color="k", ls="--", lw=0.8)
+    axes.flat[5].axhline(0.80, color="k", ls="--", lw=0.8)
+    fig.suptitle("CPU walking: PPO+AMP vs PPO-only (configs/cpu.yaml, 2-core CPU)")
+    fig.tight_layout()
+    fig.savefig(png, dpi=90)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("amp_run")
+    ap.add_argument("ppo_run")
+    ap.add_argument("--policy", default="assets/policies/walk_cpu")
+    ap.add_argument("--out", default="results/walk_cpu.json")
+    a = ap.parse_args()
+    from wildamp.provenance import library_versions, machine_info
+    amp, ppo_only, policy = Path(a.amp_run), Path(a.ppo_run), Path(a.policy)
+    res = {
+        "what": "deterministic evaluation (eval.seed of the config) over forward commands, 20 s episodes, "
+                "metrics after a 2 s settling time",
+        "amp": {"run": amp.name, "wall_clock_s": _wall_s(amp),
+                "eval": _eval(policy if policy.exists() else amp, amp / "eval_final.json")},
+        "ppo_only": {"run": ppo_only.name, "wall_clock_s": _wall_s(ppo_only),
+                     "eval": _eval(ppo_only, ppo_only / "eval_final.json")},
+        "machine": machine_info(), "cpu_count": os.cpu_count(), "versions": library_versions(),
+    }
+    from wildamp.gait import target_table
+    for k in ("amp", "ppo_only"):
+        res[k]["targets"] = target_table(res[k]["eval"])
+    Path(a.out).write_text(json.dumps(res, indent=1))
+    _curves({"PPO+AMP": amp, "PPO only": ppo_only}, Path(a.out).with_suffix(".png"))
+    print(f"→ {a.out}, {Path(a.out).with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    main()
