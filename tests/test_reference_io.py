@@ -210,6 +210,49 @@ def test_clip_and_dataset_validation_name_the_problem():
         MotionDataset([c, c], NAMES, 50.0)
 
 
+# ----------------------------------------------------------------------------- clip -> qpos
+def test_clip_to_qpos_places_joints_by_name(spec, model):
+    from wildamp.features import FrameIds
+
+    assert tuple(spec.joint_names) == NAMES
+    c = walking_clip(50.0, 1.0, name="walk")
+    q = c.to_qpos(spec)
+    assert q.shape == (c.num_frames, spec.nq) and q.dtype == np.float64
+    for j, name in enumerate(NAMES):
+        np.testing.assert_array_equal(q[:, spec.qpos_adr[j]], c.joint_pos[:, j])
+    np.testing.assert_array_equal(q[:, 0:3], c.root_pos)  # the free joint comes first
+    np.testing.assert_allclose(np.linalg.norm(q[:, 3:7], axis=-1), 1.0, atol=1e-15)
+    # The clip's column order does not matter: a shuffled clip gives the same qpos, bit for bit.
+    perm = np.random.default_rng(3).permutation(len(NAMES))
+    shuffled = Clip(c.name, c.fps, c.root_pos, c.root_quat, c.joint_pos[:, perm],
+                    tuple(NAMES[i] for i in perm))
+    np.testing.assert_array_equal(shuffled.to_qpos(spec), q)
+    # Frame ids of the model address the same coordinates (they carry no home pose: base is explicit).
+    ids = FrameIds.from_model(model, spec)
+    np.testing.assert_array_equal(shuffled.to_qpos(ids, base=spec.home_qpos), q)
+    # The root quaternion is normalised, its sign kept.
+    big = Clip(c.name, c.fps, c.root_pos, -3.0 * c.root_quat, c.joint_pos, NAMES)
+    np.testing.assert_allclose(big.to_qpos(spec)[:, 3:7], -q[:, 3:7], atol=1e-15)
+
+
+def test_clip_to_qpos_names_the_problem(spec):
+    c = walking_clip(50.0, 1.0, name="bad")
+    wrong = tuple("left_hip_yaw" if n == "left_hip_roll" else n for n in NAMES)
+    with pytest.raises(ValueError, match=r"clip 'bad'.*missing from the clip: \['left_hip_roll'\]; "
+                                         r"unknown to the robot: \['left_hip_yaw'\]"):
+        Clip("bad", 50, c.root_pos, c.root_quat, c.joint_pos, wrong).to_qpos(spec)
+    zero = c.root_quat.copy()
+    zero[4] = 0.0
+    with pytest.raises(ValueError, match="clip 'bad': root_quat has zero or non-finite entries"):
+        Clip("bad", 50, c.root_pos, zero, c.joint_pos, NAMES).to_qpos(spec)
+    nan = c.joint_pos.copy()
+    nan[5, 2] = np.nan
+    with pytest.raises(ValueError, match="clip 'bad': non-finite root_pos or joint_pos"):
+        Clip("bad", 50, c.root_pos, c.root_quat, nan, NAMES).to_qpos(spec)
+    with pytest.raises(ValueError, match=r"base qpos has shape \(3,\)"):
+        c.to_qpos(spec, base=np.zeros(3))
+
+
 # ----------------------------------------------------------------------------- resampling
 def test_resample_constant_yaw_rate_keeps_rate():
     rate = 1.5  # rad/s; 5 s wraps the heading past ±π

@@ -565,23 +565,10 @@ def sample_from_history(hist: History) -> jax.Array:
 
 
 def clip_qpos(ids: FrameIds, clip: Any) -> np.ndarray:
-    """(T, 7+J) canonical qpos of a clip, joints mapped by name (ValueError naming mismatches)."""
-    names = tuple(clip.joint_names)
-    missing = [n for n in ids.joint_names if n not in names]
-    extra = [n for n in names if n not in ids.joint_names]
-    if missing or extra:
-        raise ValueError(f"clip {getattr(clip, 'name', '?')!r}: joint names do not match the robot; "
-                         f"missing from the clip: {missing}; unknown to the robot: {extra}")
-    order = [names.index(n) for n in ids.joint_names]
-    rq = np.asarray(clip.root_quat, dtype=np.float64)
-    n = np.linalg.norm(rq, axis=-1, keepdims=True)
-    if not np.all(np.isfinite(rq)) or np.any(n < 1e-9):
-        raise ValueError(f"clip {getattr(clip, 'name', '?')!r}: root_quat has zero or non-finite entries")
-    qpos = np.concatenate([np.asarray(clip.root_pos, np.float64), rq / n,
-                           np.asarray(clip.joint_pos, np.float64)[:, order]], axis=-1)
-    if not np.all(np.isfinite(qpos)):
-        raise ValueError(f"clip {getattr(clip, 'name', '?')!r}: non-finite root_pos or joint_pos")
-    return qpos
+    """(T, 7+J) canonical qpos ``[root pos, root quat wxyz (unit), joints (ids order)]`` of a clip:
+    :meth:`wildamp.reference.clip.Clip.to_qpos` (joints by name; ValueError naming mismatches)
+    gathered into the frame order."""
+    return clip.to_qpos(ids)[:, ids.qpos_index]
 
 
 def reference_qvel(qpos: np.ndarray, dt: float) -> np.ndarray:
@@ -654,12 +641,10 @@ def reference_frames(mjx_model: Any, ids: FrameIds, clip: Any) -> FeatureFrame:
     qvel comes from :func:`reference_qvel` (used only when ``use_finite_diff_vel`` is false); contact
     forces are NaN (unknown).
     """
-    qpos_c = clip_qpos(ids, clip)                     # (T, 7+J) canonical
+    full = clip.to_qpos(ids, base=np.asarray(mjx_model.qpos0, dtype=np.float64))  # (T, nq)
+    qpos_c = full[:, ids.qpos_index]                  # (T, 7+J) canonical
     T = qpos_c.shape[0]
     qvel_c = reference_qvel(qpos_c, 1.0 / float(clip.fps))
-    qpos0 = np.asarray(mjx_model.qpos0, dtype=np.float64)
-    full = np.tile(qpos0, (T, 1))
-    full[:, ids.qpos_index] = qpos_c
     pad_to = -(-T // _CHUNK) * _CHUNK
     full = np.concatenate([full, np.repeat(full[-1:], pad_to - T, axis=0)])
     fk = _fk_fn(ids)

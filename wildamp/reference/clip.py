@@ -143,6 +143,71 @@ class Clip:
         _check_json(self.meta, f"{who}: meta")
         return self
 
+    def to_qpos(self, spec_or_ids: Any, base: np.ndarray | None = None) -> np.ndarray:
+        """(T, nq) float64 MuJoCo qpos of the clip for kinematic replay: the one place a clip's
+        columns are placed into a model's generalised coordinates.
+
+        The root position and the root quaternion (wxyz, normalised to unit norm, sign kept) go to
+        the free joint's 7 entries; every joint angle goes to its joint's qpos address, matched
+        **by name** (the clip's column order does not matter). Coordinates the clip does not set
+        take ``base``.
+
+        Args:
+            spec_or_ids: where the coordinates live, either a ``wildamp.robot.RobotSpec``
+                (``joint_names``, ``qpos_adr``, ``nq``, ``home_qpos``; its free joint owns the 7
+                qpos entries no named joint uses) or a ``wildamp.features.FrameIds``
+                (``joint_names``, ``joint_qpos_adr``, ``root_qpos_adr``, ``nq``).
+            base: (nq,) values of the coordinates the clip does not set. Default: the spec's
+                ``home_qpos``; zeros for a FrameIds, which has no home pose (for WildRobot the
+                root and the joints are the whole qpos, so nothing is left to fill).
+
+        Raises ValueError naming the joints missing from the clip and the clip's joints unknown to
+        the robot, a zero or non-finite root quaternion, or non-finite root positions/joint angles.
+        """
+        names = tuple(self.joint_names)
+        robot = tuple(spec_or_ids.joint_names)
+        missing = [n for n in robot if n not in names]
+        extra = [n for n in names if n not in robot]
+        if missing or extra:
+            raise ValueError(f"clip {self.name!r}: joint names do not match the robot; "
+                             f"missing from the clip: {missing}; unknown to the robot: {extra}")
+        order = [names.index(n) for n in robot]
+        rq = np.asarray(self.root_quat, dtype=np.float64)
+        n = np.linalg.norm(rq, axis=-1, keepdims=True)
+        if not np.all(np.isfinite(rq)) or np.any(n < 1e-9):
+            raise ValueError(f"clip {self.name!r}: root_quat has zero or non-finite entries")
+        root_pos = np.asarray(self.root_pos, np.float64)
+        joints = np.asarray(self.joint_pos, np.float64)[:, order]
+        if not (np.all(np.isfinite(root_pos)) and np.all(np.isfinite(joints))):
+            raise ValueError(f"clip {self.name!r}: non-finite root_pos or joint_pos")
+        root, joint_adr, nq, default_base = _qpos_layout(spec_or_ids)
+        if base is None:
+            base = default_base
+        base = np.asarray(base, dtype=np.float64)
+        if base.shape != (nq,):
+            raise ValueError(f"clip {self.name!r}: base qpos has shape {base.shape}, expected ({nq},)")
+        q = np.tile(base, (root_pos.shape[0], 1))
+        q[:, root:root + 3] = root_pos
+        q[:, root + 3:root + 7] = rq / n
+        q[:, joint_adr] = joints
+        return q
+
+
+def _qpos_layout(spec_or_ids: Any) -> tuple[int, np.ndarray, int, np.ndarray]:
+    """(root qpos address, joint qpos addresses in ``joint_names`` order, nq, default base qpos) of
+    a RobotSpec or a features.FrameIds (duck-typed: this module imports neither)."""
+    nq = int(spec_or_ids.nq)
+    if hasattr(spec_or_ids, "joint_qpos_adr"):  # features.FrameIds
+        joint_adr = np.asarray(spec_or_ids.joint_qpos_adr, dtype=np.int64)
+        root = int(spec_or_ids.root_qpos_adr)
+        return root, joint_adr, nq, np.zeros(nq)
+    joint_adr = np.asarray(spec_or_ids.qpos_adr, dtype=np.int64)  # robot.RobotSpec
+    free = sorted(set(range(nq)) - {int(a) for a in joint_adr})
+    if len(free) != 7 or free != list(range(free[0], free[0] + 7)):
+        raise ValueError(f"robot spec: expected the free joint to own 7 consecutive qpos entries besides "
+                         f"the named joints, found {free} (nq={nq}, joints={list(spec_or_ids.joint_names)})")
+    return free[0], joint_adr, nq, np.asarray(spec_or_ids.home_qpos, dtype=np.float64)
+
 
 def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write an npz to ``path`` via a temporary file in the same directory and ``os.replace``,

@@ -270,10 +270,8 @@ def track_clip(model: mujoco.MjModel, spec, clip: Clip, settle_time: float = 0.1
     qadr = np.asarray(spec.qpos_adr)
 
     data = mujoco.MjData(model)
-    ref_qpos = np.tile(spec.home_qpos, (T, 1))
-    ref_qpos[:, 0:3] = clip.root_pos
-    ref_qpos[:, 3:7] = quat.make_sign_continuous(quat.normalize(clip.root_quat))
-    ref_qpos[:, qadr] = clip.joint_pos
+    ref_qpos = clip.to_qpos(spec)
+    ref_qpos[:, 3:7] = quat.make_sign_continuous(ref_qpos[:, 3:7])
     data.qpos[:] = ref_qpos[0]
     data.qvel[:] = 0.0
     mujoco.mj_kinematics(model, data)

@@ -828,13 +828,11 @@ def pad_heights(model: mujoco.MjModel, spec, clip: Clip) -> np.ndarray:
     missing = [n for n, i in zip(spec.foot_geoms, ids) if i < 0]
     if missing:
         raise KeyError(f"foot geoms {missing} not in the model")
-    cols = [clip.joint_names.index(n) for n in spec.joint_names]
+    qpos = clip.to_qpos(spec)
     corners = np.array([[a, b, c] for a in (-1, 1) for b in (-1, 1) for c in (-1, 1)], dtype=np.float64)
     out = np.zeros((clip.num_frames, len(ids)))
     for k in range(clip.num_frames):
-        data.qpos[:] = spec.home_qpos
-        data.qpos[0:3], data.qpos[3:7] = clip.root_pos[k], clip.root_quat[k]
-        data.qpos[spec.qpos_adr] = clip.joint_pos[k, cols]
+        data.qpos[:] = qpos[k]
         mujoco.mj_kinematics(model, data)
         for i, g in enumerate(ids):
             if int(model.geom_type[g]) == int(mujoco.mjtGeom.mjGEOM_BOX):
