@@ -193,3 +193,27 @@ def test_plot_dashboard_skips_absent_keys_and_redraws(tmp_path):
     empty = M.plot_dashboard([], axes=fig)
     assert len(empty.axes) == 1 and not empty.axes[0].axison
     plt.close("all")
+
+
+def test_plot_dashboard_leaves_gaps_for_missing_values_and_says_when_a_panel_is_empty():
+    nan = float("nan")
+    # episode/return: no episode ended yet in any iteration; episode/length: a gap and one isolated value.
+    lengths = [nan, 3.0, 4.0, nan, 6.0, nan]
+    recs = [{"iteration": i, "env_steps": 10 * i,
+             "metrics": {"episode/return": nan, "episode/length": lengths[i], "amp/disc_acc": 0.6}}
+            for i in range(6)]
+    fig = M.plot_dashboard(recs, keys=["episode/return", "episode/length", "amp/disc_acc"])
+    ret, length, acc = fig.axes
+    # All NaN: no curve, no markers, one note.
+    assert len(ret.lines) == 0 and [t.get_text().splitlines()[0] for t in ret.texts] == ["no episode finished yet"]
+    # NaN are gaps: no × anywhere; the one point without finite neighbours is a dot so it stays visible.
+    markers = [ln.get_marker() for ax in fig.axes for ln in ax.lines]
+    assert "x" not in markers
+    dots = [ln for ln in length.lines if ln.get_marker() == "."]
+    assert len(dots) == 1 and list(dots[0].get_xdata()) == [40.0]
+    assert len(acc.texts) == 0 and len(acc.lines) >= 1
+    # ±inf is an error, not a missing value: still marked.
+    recs[1]["metrics"]["amp/disc_acc"] = float("inf")
+    fig = M.plot_dashboard(recs, keys=["amp/disc_acc"], axes=fig)
+    assert [ln.get_marker() for ln in fig.axes[0].lines].count("x") == 1
+    plt.close("all")

@@ -71,12 +71,37 @@ def test_setup_runtime_adds_gpu_flags_where_a_gpu_may_run(tmp_path, monkeypatch)
 
 
 def test_setup_runtime_colab_branch_without_gpu_requirement(tmp_path, monkeypatch):
-    # What can run off Colab: the vendor file and MUJOCO_GL=egl (the GPU check is tested below).
+    # What can run off Colab: the install (faked), the vendor file and MUJOCO_GL=egl (the GPU check is
+    # tested below).
     monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+    installed = []
+    monkeypatch.setattr(NB, "pip_install_repo", lambda root: installed.append(root))
     vendor = tmp_path / "egl_vendor.d" / "10_nvidia.json"
     rt = NB.setup_runtime(colab=True, require_gpu=False, egl_vendor_file=vendor, compilation_cache=False,
                           chdir=False)
     assert rt.in_colab and vendor.exists() and os.environ["MUJOCO_GL"] == "egl"
+    assert installed == [paths.REPO_ROOT]
+    # Locally nothing is installed unless asked for.
+    NB.setup_runtime(colab=False, compilation_cache=False, chdir=False)
+    assert installed == [paths.REPO_ROOT]
+
+
+def test_pip_install_repo_installs_the_checkout_and_refuses_a_non_checkout(tmp_path):
+    calls = []
+    cmd = NB.pip_install_repo(paths.REPO_ROOT, run=lambda c, check: calls.append((c, check)))
+    assert calls == [(cmd, True)] and cmd[-2:] == ["-e", f"{paths.REPO_ROOT}[notebooks]"]
+    with pytest.raises(RuntimeError, match="not a checkout"):
+        NB.pip_install_repo(tmp_path, run=lambda c, check: calls.append(c))
+    assert len(calls) == 1
+
+
+def test_setup_runtime_jax_platforms_is_a_default(monkeypatch):
+    monkeypatch.delenv("JAX_PLATFORMS", raising=False)
+    NB.setup_runtime(colab=False, jax_platforms="cpu", compilation_cache=False, chdir=False)
+    assert os.environ["JAX_PLATFORMS"] == "cpu"
+    monkeypatch.setenv("JAX_PLATFORMS", "cpu,cuda")  # the user's own setting wins
+    NB.setup_runtime(colab=False, jax_platforms="cpu", compilation_cache=False, chdir=False)
+    assert os.environ["JAX_PLATFORMS"] == "cpu,cuda"
 
 
 def test_setup_runtime_refuses_cpu_when_gpu_required(tmp_path, monkeypatch):
@@ -85,6 +110,75 @@ def test_setup_runtime_refuses_cpu_when_gpu_required(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="GPU is required"):
         NB.setup_runtime(colab=False, require_gpu=True, compilation_cache=False, chdir=False)
     assert Path.cwd() == tmp_path
+
+
+# The notebooks' first cells: the Colab bootstrap (the one thing that must run before wildamp can be
+# imported) and the setup, one call of setup_runtime.
+
+NOTEBOOKS = sorted((paths.REPO_ROOT / "notebooks").glob("*.ipynb"))
+
+
+def _code_cells(path: Path) -> list[str]:
+    import nbformat
+
+    return [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+
+
+def test_every_notebook_sets_up_with_one_setup_runtime_call():
+    assert len(NOTEBOOKS) == 4
+    colab_cells = set()
+    for nb in NOTEBOOKS:
+        cells = _code_cells(nb)
+        colab_cells.add(cells[1])
+        setup = [line for line in cells[2].splitlines() if line and not line.startswith("#")]
+        assert setup[0] == "from wildamp.notebook import setup_runtime", nb.name
+        assert setup[1].startswith("RT = setup_runtime(") and len(setup) == 3, (nb.name, setup)
+        text = "\n".join(cells)
+        for copied in ("egl_vendor", "libEGL", "MUJOCO_GL\", \"egl", "wildamp/wildamp.git"):
+            assert copied not in text, f"{nb.name} re-implements setup_runtime ({copied!r})"
+    assert len(colab_cells) == 1, "the Colab cells of the notebooks differ"
+
+
+def _run_colab_cell(monkeypatch, url_env: str | None, form: str = "") -> list:
+    import subprocess
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    if url_env is None:
+        monkeypatch.delenv("WILDAMP_REPO_URL", raising=False)
+    else:
+        monkeypatch.setenv("WILDAMP_REPO_URL", url_env)
+    real_isdir = os.path.isdir
+    monkeypatch.setattr(os.path, "isdir", lambda p: False if p == "/content/wildamp" else real_isdir(p))
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append(cmd))
+    src = _code_cells(NOTEBOOKS[0])[1].replace('REPO_URL = ""', f"REPO_URL = {form!r}", 1)
+    exec(compile(src, "colab_cell", "exec"), {})
+    return calls
+
+
+def test_colab_cell_needs_a_repository_url(monkeypatch):
+    with pytest.raises(ValueError, match="set REPO_URL .*WILDAMP_REPO_URL"):
+        _run_colab_cell(monkeypatch, None)
+    assert _run_colab_cell(monkeypatch, "https://example.org/w.git") == [
+        ["git", "clone", "--depth", "1", "https://example.org/w.git", "/content/wildamp"]]
+    import sys
+    assert sys.path[0] == "/content/wildamp"
+    assert _run_colab_cell(monkeypatch, None, form="https://example.org/f.git")[0][4] == "https://example.org/f.git"
+
+
+def test_colab_cell_does_nothing_locally(monkeypatch):
+    import subprocess
+    import sys
+
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    monkeypatch.delenv("WILDAMP_REPO_URL", raising=False)
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("ran a command locally"))
+    before = list(sys.path)
+    exec(compile(_code_cells(NOTEBOOKS[0])[1], "colab_cell", "exec"), {})
+    assert sys.path == before
 
 
 def test_pick_config():

@@ -17,7 +17,7 @@ from wildamp import checkpoint as C
 from wildamp import paths
 from wildamp.config import load_config
 from wildamp.metrics import read_jsonl
-from wildamp.train import TrainingDiverged, amp_hyper, amp_step, run_training
+from wildamp.train import TrainingDiverged, amp_hyper, amp_step, progress_postfix, run_training
 
 SMOKE = paths.CONFIGS_DIR / "smoke.yaml"
 
@@ -208,3 +208,12 @@ def test_train_command_end_to_end(tmp_path):
     import matplotlib.image as mpimg
     img = mpimg.imread(run / "training.png")
     assert img.shape[1] > 600 and img[..., :3].std() > 0.05
+
+
+def test_progress_postfix_shows_the_last_known_return_never_nan():
+    rec = {"episode/return": float("nan"), "env/vel_error": 0.1234, "amp/disc_acc": 0.61,
+           "training/sps": 12345.6}
+    post = progress_postfix(rec, None, amp=True)
+    assert post == {"ret": "-", "verr": "0.123", "disc_acc": "0.61", "sps": "12,346"}
+    assert progress_postfix(rec, 1.234, amp=False) == {"ret": "1.23", "verr": "0.123", "sps": "12,346"}
+    assert all("nan" not in v for v in post.values())

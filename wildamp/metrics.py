@@ -502,6 +502,31 @@ DASHBOARD_KEYS = (
 )
 
 
+def _plot_series(ax: Any, key: str, xs: np.ndarray, ys: np.ndarray) -> None:
+    """One dashboard panel's curve. NaN means "no value this iteration" (e.g. ``episode/*`` when no
+    episode ended) and leaves a gap; a finite point with no finite neighbour gets a dot so it stays
+    visible; ±inf (an overflow, a real error) is marked with a red × on the x axis. A series without
+    a single finite value draws nothing but a note in the panel."""
+    finite = np.isfinite(ys)
+    if not finite.any():
+        note = "no episode finished yet" if key.startswith("episode/") else "no finite value yet"
+        ax.text(0.5, 0.5, f"{note}\n({len(ys)} records)", ha="center", va="center",
+                transform=ax.transAxes, fontsize=8, color="gray")
+        ax.set_yticks([])
+        if len(xs) and xs.min() < xs.max():
+            ax.set_xlim(xs.min(), xs.max())  # the same x range as the other panels
+    else:
+        (line,) = ax.plot(xs, ys, lw=1.2)
+        prev = np.concatenate([[False], finite[:-1]])
+        nxt = np.concatenate([finite[1:], [False]])
+        alone = finite & ~prev & ~nxt
+        if alone.any():
+            ax.plot(xs[alone], ys[alone], ls="none", marker=".", ms=3, color=line.get_color())
+    inf = np.isinf(ys)
+    if inf.any():
+        ax.plot(xs[inf], np.zeros(inf.sum()), "rx", transform=ax.get_xaxis_transform(), clip_on=False)
+
+
 def plot_dashboard(
     records: Sequence[Mapping[str, Any]],
     keys: Sequence[str] | None = None,
@@ -519,7 +544,8 @@ def plot_dashboard(
         ncols: columns of the grid.
 
     Returns:
-        The matplotlib Figure. With no key present it holds one axis saying so.
+        The matplotlib Figure. With no key present it holds one axis saying so. Missing (NaN) values
+        are gaps; a panel without any finite value says so instead of drawing a curve.
     """
     import matplotlib.pyplot as plt
     from matplotlib.figure import Figure
@@ -544,11 +570,7 @@ def plot_dashboard(
     for i, key in enumerate(present):
         ax = fig.add_subplot(rows, cols, i + 1)
         xs, ys = metric_series(records, key)
-        ax.plot(xs, ys, lw=1.2)
-        bad = ~np.isfinite(ys)
-        if bad.any():
-            # Non-finite points are drawn as red ticks on the x axis so NaNs cannot hide.
-            ax.plot(xs[bad], np.zeros(bad.sum()), "rx", transform=ax.get_xaxis_transform(), clip_on=False)
+        _plot_series(ax, key, xs, ys)
         unit = REGISTRY.lookup(key).unit if key in REGISTRY else ""
         ax.set_title(key + (f" [{unit}]" if unit else ""), fontsize=9)
         ax.tick_params(labelsize=7)

@@ -4,10 +4,10 @@ Everything a notebook cell would otherwise hold as logic lives here so that test
 (ARCHITECTURE.md §8). Importing this module is cheap and imports neither jax nor mujoco: `setup_runtime`
 must be able to choose MuJoCo's OpenGL backend and JAX's XLA flags *before* those are loaded.
 
-Typical use in a notebook (after the Colab-only ``pip install`` of the repository)::
+Typical use in a notebook (on Colab after the notebook's bootstrap cell cloned the repository)::
 
     from wildamp.notebook import setup_runtime, LivePlot
-    rt = setup_runtime()                       # GL backend, XLA flags, GPU check, compile cache, cwd
+    rt = setup_runtime()      # Colab: pip install; GL backend, XLA flags, GPU check, compile cache, cwd
     live = LivePlot(every=5)
     result = run_training(cfg, run_dir, on_metrics=live)
 """
@@ -112,33 +112,68 @@ def write_egl_vendor_file(path: str | os.PathLike = NVIDIA_EGL_VENDOR_FILE) -> b
     return True
 
 
+def pip_install_repo(repo_root: str | os.PathLike = paths.REPO_ROOT, extras: str = "notebooks",
+                     run: Callable[..., Any] | None = None) -> list[str]:
+    """``pip install -e repo_root[extras]`` in this interpreter (Colab: wildamp's dependencies).
+
+    Raises RuntimeError when ``repo_root`` is not a checkout of the repository (no
+    ``pyproject.toml``): wildamp needs the checkout's configs and assets, not just the package.
+    Returns the command that ran.
+    """
+    import subprocess
+
+    root = Path(repo_root)
+    if not (root / "pyproject.toml").is_file():
+        raise RuntimeError(f"wildamp is imported from {root}, which is not a checkout of the repository "
+                           "(no pyproject.toml); clone the repository and import wildamp from there")
+    cmd = [sys.executable, "-m", "pip", "install", "-q", "-e", f"{root}[{extras}]" if extras else str(root)]
+    (run or subprocess.run)(cmd, check=True)
+    return cmd
+
+
 def setup_runtime(colab: bool | None = None, *, require_gpu: bool | None = None,
+                  jax_platforms: str | None = None, install: bool | None = None,
                   egl_vendor_file: str | os.PathLike = NVIDIA_EGL_VENDOR_FILE,
                   compilation_cache: bool = True, chdir: bool = True) -> Runtime:
-    """Prepare a notebook kernel: GL backend, XLA settings, GPU check, compile cache, working dir.
+    """Prepare a notebook kernel: install (Colab), GL backend, XLA settings, GPU check, compile cache,
+    working dir. Every notebook's setup is this one call.
 
     Order matters and is why this is one function: MuJoCo reads ``MUJOCO_GL`` when it is first
     imported and XLA reads ``XLA_FLAGS`` when its backend starts, so both are set before either
     library is loaded here. XLA_FLAGS gets `GPU_XLA_FLAGS` only where a GPU may be used
     (`gpu_possible`).
 
+    On Colab the repository must already be cloned and on ``sys.path`` (the notebooks' Colab cell
+    does that from ``REPO_URL`` / ``WILDAMP_REPO_URL``: wildamp cannot be imported before its code is
+    there); this function then pip-installs it with its dependencies.
+
     Args:
         colab: running on Colab (default: detected). Colab: the NVIDIA EGL vendor file is written if
             missing and ``MUJOCO_GL=egl``. Elsewhere: `wildamp.viz.ensure_gl_backend` (EGL on a
             headless Linux machine, MuJoCo's own choice where there is a display).
         require_gpu: raise unless JAX runs on a GPU (default: on Colab only).
+        jax_platforms: default for ``JAX_PLATFORMS`` (e.g. ``'cpu'`` where nothing needs an
+            accelerator); a value already in the environment wins.
+        install: ``pip install -e`` the repository with the ``notebooks`` extra (`pip_install_repo`)
+            before mujoco and jax are imported (default: on Colab only).
         egl_vendor_file: where the vendor file goes (Colab only).
         compilation_cache: turn on JAX's persistent compilation cache (reruns skip most compiles).
         chdir: change into the repository root (configs name files relative to it).
 
     Raises:
-        RuntimeError: a GPU was required and JAX has none (on Colab: pick a GPU runtime), or mujoco
-            was already imported with no headless backend on a machine without display.
+        RuntimeError: a GPU was required and JAX has none (on Colab: pick a GPU runtime), mujoco
+            was already imported with no headless backend on a machine without display, or an
+            install was asked for and wildamp is not imported from a checkout.
     """
     from wildamp.viz import ensure_gl_backend
 
     colab = in_colab() if colab is None else colab
     require_gpu = colab if require_gpu is None else require_gpu
+    install = colab if install is None else install
+    if install:
+        pip_install_repo(paths.REPO_ROOT)
+    if jax_platforms:
+        os.environ.setdefault("JAX_PLATFORMS", jax_platforms)
     if colab:
         write_egl_vendor_file(egl_vendor_file)
         if "mujoco" not in sys.modules:

@@ -360,6 +360,22 @@ def new_run_dir(cfg_path: Path) -> Path:
     return paths.REPO_ROOT / "runs" / f"{cfg_path.stem}-{stamp}"
 
 
+def progress_postfix(rec: dict[str, float], last_return: float | None, amp: bool) -> dict[str, str]:
+    """The progress bar's postfix for the latest iteration record ``rec``.
+
+    ``ret`` is the mean return of the episodes that ended most recently: ``last_return`` (the caller
+    keeps the last finite ``episode/return`` seen), ``'-'`` before any episode has ended. An iteration
+    without a finished episode logs ``episode/return`` as NaN, which is no news, not a value to show.
+    ``sps`` is env steps per second of the last jitted call.
+    """
+    out = {"ret": "-" if last_return is None else f"{last_return:.2f}",
+           "verr": f"{rec['env/vel_error']:.3f}"}
+    if amp:
+        out["disc_acc"] = f"{rec['amp/disc_acc']:.2f}"
+    out["sps"] = f"{rec['training/sps']:,.0f}"
+    return out
+
+
 def _host(metrics: dict, i: int) -> dict[str, float]:
     return {k: float(np.asarray(v)[i]) for k, v in metrics.items()}
 
@@ -420,6 +436,7 @@ def run_training(cfg: Config, run_dir: str | os.PathLike, resume: bool = False,
     last_eval = None
     t_start = time.time()
     compile_s = None
+    last_return: float | None = None  # the progress bar's 'ret': last finite episode/return
 
     def save(it: int) -> Path:
         return C.save_checkpoint(run_dir, it, checkpoint_template(trainer, state),
@@ -469,13 +486,13 @@ def run_training(cfg: Config, run_dir: str | os.PathLike, resume: bool = False,
                 if it % cfg.logging.log_every == 0 or it == total:
                     logger.log(it, rec)
                 records.append(rec)
+                if math.isfinite(rec.get("episode/return", math.nan)):
+                    last_return = rec["episode/return"]
                 if on_metrics is not None:
                     on_metrics(rec)
             it = int(state.iteration)
             bar.update(per_call)
-            bar.set_postfix(ret=f"{records[-1].get('episode/return', float('nan')):.2f}",
-                            verr=f"{records[-1]['env/vel_error']:.3f}",
-                            **({"disc_acc": f"{records[-1]['amp/disc_acc']:.2f}"} if cfg.amp.enabled else {}))
+            bar.set_postfix(progress_postfix(records[-1], last_return, cfg.amp.enabled))
             if it % cfg.checkpoints.every_iterations < per_call or it >= total:
                 path = save(it)
                 if it % cfg.eval.every_iterations < per_call or it >= total:
