@@ -111,3 +111,28 @@ print("ok")
 """
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert r.returncode == 0 and "ok" in r.stdout, r.stdout + r.stderr
+
+
+def test_config_choices_are_the_owning_modules_names():
+    """Every name list the config offers is declared once, by the module that implements it."""
+    import typing
+
+    from wildamp import config, features, ppo, robot
+    from wildamp.amp import hyper, objective
+
+    def choices(cls, name):
+        return typing.get_args(typing.get_type_hints(cls)[name])
+
+    assert choices(config.AmpConfig, "objective") == objective.OBJECTIVES == tuple(objective._TARGETS)
+    assert choices(config.AmpConfig, "penalty") == hyper.PENALTIES
+    assert choices(config.AmpConfig, "activation") == tuple(hyper.ACTIVATIONS)
+    assert choices(config.NetworksConfig, "activation") == tuple(ppo.ACTIVATIONS)
+    assert config.FEATURE_CHANNEL_GROUPS is features.GROUPS
+    assert features.CONTACT_ORDER is robot.FOOT_GEOMS
+    # Every choice the config accepts is one the implementation builds.
+    for name in choices(config.AmpConfig, "activation"):
+        assert callable(hyper.activation_fn(name))
+    for name in choices(config.NetworksConfig, "activation"):
+        assert callable(ppo.ACTIVATIONS[name])
+    for name in choices(config.AmpConfig, "objective"):
+        assert objective.AMPObjective(name).name == name

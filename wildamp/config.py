@@ -19,6 +19,16 @@ from typing import Any, Literal, Optional, Union
 import yaml
 
 from wildamp import paths
+# Names owned by the modules that implement them; the config's choices are derived from them.
+from wildamp.amp.hyper import ACTIVATIONS as _DISC_ACTIVATION_FNS, PENALTIES
+from wildamp.amp.objective import OBJECTIVES
+from wildamp.features import GROUPS as FEATURE_CHANNEL_GROUPS
+from wildamp.ppo import ACTIVATIONS as _POLICY_ACTIVATION_FNS
+
+#: Activation names the policy/value networks accept (keys of ``wildamp.ppo.ACTIVATIONS``).
+POLICY_ACTIVATIONS: tuple[str, ...] = tuple(_POLICY_ACTIVATION_FNS)
+#: Activation names the discriminator accepts (keys of ``wildamp.amp.hyper.ACTIVATIONS``).
+DISC_ACTIVATIONS: tuple[str, ...] = tuple(_DISC_ACTIVATION_FNS)
 
 
 def _reward_registry() -> tuple[str, ...]:
@@ -126,10 +136,6 @@ RewardWeights = dataclasses.make_dataclass(
                           "is computed and logged (0 switches it off)."})
 
 
-FEATURE_CHANNEL_GROUPS: tuple[str, ...] = (
-    "joint_pos", "joint_vel", "root_lin_vel", "root_ang_vel", "root_height", "foot_contacts")
-
-
 @dataclass(frozen=True)
 class FeaturesConfig:
     history: int = req(**_rng(2, 16))              # frames per AMP sample (2 = (s_t, s_t+1))
@@ -187,7 +193,7 @@ class TrainerConfig:
 class NetworksConfig:
     policy_hidden: tuple[int, ...] = req()
     value_hidden: tuple[int, ...] = req()
-    activation: Literal["elu", "relu", "tanh", "swish"] = req()
+    activation: Literal[POLICY_ACTIVATIONS] = req()
     init_log_std: float = req(**_rng(-5.0, 2.0))
 
 
@@ -197,11 +203,11 @@ class AmpConfig:
     weight: float = req(**_rng(0.0, None))          # style reward weight
     task_weight: float = req(**_rng(0.0, None))
     weight_warmup_iterations: int = req(**_rng(0, None))
-    objective: Literal["lsgan_01", "lsgan_pm1"] = req()   # targets and the matching reward, together
-    penalty: Literal["r1", "wgan_gp", "none"] = req()
+    objective: Literal[OBJECTIVES] = req()   # targets and the matching reward, together
+    penalty: Literal[PENALTIES] = req()
     r1_gamma: float = req(**_rng(0.0, None))
     discriminator_hidden: tuple[int, ...] = req()
-    activation: Literal["elu", "relu", "tanh", "swish", "leaky_relu"] = req()
+    activation: Literal[DISC_ACTIVATIONS] = req()
     use_spectral_norm: bool = req()
     disc_lr: float = req(**_rng(0.0, 1.0, lo_open=True))
     update_steps: int = req(**_rng(1, None))

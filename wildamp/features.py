@@ -62,6 +62,8 @@ import jax.numpy as jnp
 import mujoco
 import numpy as np
 
+from wildamp.robot import FOOT_GEOMS
+
 __all__ = [
     "GROUPS", "CONTACT_ORDER", "CONSTANT_STD_THRESHOLD",
     "FrameIds", "FeatureFrame", "frame_from_data", "FeatureLayout", "FeatureParams",
@@ -72,11 +74,12 @@ __all__ = [
     "FeatureNormalizer", "check_finite", "heading_frame", "quat_rotvec",
 ]
 
-#: Channel groups in feature order (same names as ``config.FEATURE_CHANNEL_GROUPS``).
+#: Channel groups in feature order (the one declaration: ``config.FEATURE_CHANNEL_GROUPS`` is this tuple).
 GROUPS: tuple[str, ...] = (
     "joint_pos", "joint_vel", "root_lin_vel", "root_ang_vel", "root_height", "foot_contacts")
-#: Contact channel order; must equal ``RobotSpec.foot_geoms``.
-CONTACT_ORDER: tuple[str, ...] = ("left_toe", "left_heel", "right_toe", "right_heel")
+#: Contact channel order: the robot's sole pads, ``wildamp.robot.FOOT_GEOMS`` (declared there once);
+#: ``RobotSpec.foot_geoms`` must equal it.
+CONTACT_ORDER: tuple[str, ...] = FOOT_GEOMS
 #: A reference channel whose std is below this (in its own units) is "constant" and dropped by the
 #: normaliser when ``drop_constant_channels`` (ARCHITECTURE.md §6: waist_yaw is always 0 in the reference,
 #: and dividing policy motion by a ~0 std amplified it ~7,000×).
