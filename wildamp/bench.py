@@ -223,12 +223,17 @@ def compare_backends(results: dict[str, dict], what: str) -> dict[str, Any]:
 
 def bench_main(what: str, num_envs: int, out: str | None, config: str | None,
                overrides: list[str], steps: int | None = None, physics: str | None = None) -> int:
-    """`wildamp bench physics|env|train`: run one benchmark, print it, write JSON if asked.
+    """`wildamp bench physics|env|train|learner`: run one benchmark, print it, write JSON if asked.
 
     ``physics`` ("mjx,mujoco"): run the env/train benchmark once per physics backend in this one
-    process, one after the other, and report the ratio (machine noise hits both alike)."""
+    process, one after the other, and report the ratio (machine noise hits both alike).
+    ``learner``: ``wildamp.learner_check`` (``steps`` = env-step budget; JSON + PNG; exit 1 if the
+    stated target is missed)."""
     from wildamp.config import load_config
 
+    if what == "learner":
+        from wildamp.learner_check import learner_check_main
+        return 0 if learner_check_main(out, steps=steps)["passed"] else 1
     if what == "physics":
         res = bench_physics(num_envs, n_control_steps=steps or 50)
     else:

@@ -261,7 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.set_defaults(fn=_cmd_export)
 
     b = sub.add_parser("bench", help="benchmarks writing JSON")
-    b.add_argument("what", choices=["physics", "env", "train"])
+    b.add_argument("what", choices=["physics", "env", "train", "learner"],
+                   help="learner: PPO on a pendulum swing-up (--steps = env-step budget; --envs unused)")
     b.add_argument("--envs", type=int, default=256)
     b.add_argument("--steps", type=int, default=None)
     b.add_argument("--out", default=None)
