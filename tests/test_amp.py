@@ -322,13 +322,27 @@ def _run(monitor, accs, reward=0.5):
 def test_monitor_fires_on_stuck_at_one():
     w = _run(DiscHealthMonitor(window=10), [1.0] * 25)
     assert len(w) == 2                       # at 10 and 20 iterations in a row
-    assert "↓ disc_lr" in w[0] and "↓ update_steps" in w[0] and "↑ r1_gamma" in w[0]
+    assert [(x.kind, x.streak) for x in w] == [("too_strong", 10), ("too_strong", 20)]
+    assert "↓ disc_lr" in w[0].text and "↓ update_steps" in w[0].text and "↑ r1_gamma" in w[0].text
+    assert str(w[0]) == w[0].text and f"{w[0]}" == w[0].text   # the trainer prints them with f-strings
+
+
+def test_health_warning_is_a_typed_record():
+    from wildamp.amp import HEALTH_KINDS, HealthWarning
+
+    assert HEALTH_KINDS == ("too_strong", "collapsed", "reward", "undecided")
+    w = HealthWarning(kind="collapsed", streak=5, text="msg")
+    assert str(w) == "msg"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        w.kind = "reward"
+    with pytest.raises(ValueError, match="unknown health warning kind 'bogus'"):
+        HealthWarning(kind="bogus", streak=1, text="x")
 
 
 def test_monitor_fires_on_pinned_half():
     rng = np.random.default_rng(0)
     w = _run(DiscHealthMonitor(window=10), 0.5 + rng.uniform(-0.03, 0.03, 12))
-    assert len(w) == 1 and "↑ disc_lr" in w[0] and "↓ r1_gamma" in w[0]
+    assert len(w) == 1 and w[0].kind == "collapsed" and "↑ disc_lr" in w[0].text and "↓ r1_gamma" in w[0].text
 
 
 def test_monitor_quiet_on_healthy_oscillation():
@@ -343,32 +357,34 @@ def test_monitor_reports_an_undecided_discriminator_once_not_as_two_contradictin
     start = {"disc_acc": 0.5, "amp_reward_mean": 0.02, "disc_real_mean": 0.06, "disc_fake_mean": 0.03}
     m = DiscHealthMonitor(window=5, midpoint=0.5)
     w = [x for _ in range(10) for x in m.update(start)]
-    assert len(w) == 2 and all("undecided" in x and UNDECIDED_GUIDE in x for x in w)
-    assert not any(REWARD_COLLAPSE_GUIDE in x or COLLAPSED_GUIDE in x for x in w)
-    assert "disc_real_mean=0.060" in w[0] and "10 iterations in a row" in w[1]
+    assert len(w) == 2 and all(x.kind == "undecided" and UNDECIDED_GUIDE in x.text for x in w)
+    assert not any(REWARD_COLLAPSE_GUIDE in x.text or COLLAPSED_GUIDE in x.text for x in w)
+    assert "disc_real_mean=0.060" in w[0].text and "10 iterations in a row" in w[1].text
+    assert [x.streak for x in w] == [5, 10]
     # Without the midpoint (or the means) the monitor cannot tell and reports both conditions.
     def feed(monitor, metrics, n=5):
         return [x for _ in range(n) for x in monitor.update(metrics)]
 
     w = feed(DiscHealthMonitor(window=5), start)
-    assert len(w) == 2 and COLLAPSED_GUIDE in w[0] and REWARD_COLLAPSE_GUIDE in w[1]
+    assert [x.kind for x in w] == ["collapsed", "reward"]
+    assert COLLAPSED_GUIDE in w[0].text and REWARD_COLLAPSE_GUIDE in w[1].text
     assert len(feed(DiscHealthMonitor(window=5, midpoint=0.5), {"disc_acc": 0.5, "amp_reward_mean": 0.02})) == 2
     # As in a real CPU run: the pinned streak fires first, the reward streak later (reward still
     # above the floor at first); every message is "undecided", none says "too strong".
     m = DiscHealthMonitor(window=5, midpoint=0.5)
     early = dict(start, amp_reward_mean=0.07)
     w = feed(m, early, 3) + feed(m, start, 9)
-    assert len(w) == 3 and all("undecided" in x for x in w)
-    assert [x.split("(iteration ")[1].split(",")[0] for x in w] == ["5", "8", "10"]
+    assert len(w) == 3 and all(x.kind == "undecided" for x in w)
+    assert [x.text.split("(iteration ")[1].split(",")[0] for x in w] == ["5", "8", "10"]
     # Reference scored real while the policy is scored fake (and disc_acc still ~0.5): not "undecided".
     w = feed(DiscHealthMonitor(window=5, midpoint=0.5), dict(start, disc_real_mean=0.7))
-    assert len(w) == 2 and not any("undecided" in x for x in w)
+    assert len(w) == 2 and not any(x.kind == "undecided" or "undecided" in x.text for x in w)
 
 
 def test_monitor_fires_on_reward_collapse_and_needs_the_metric():
     m = DiscHealthMonitor(window=5, reward_floor=0.05)
     w = _run(m, [0.8] * 5, reward=jnp.asarray(0.01))
-    assert len(w) == 1 and "amp_reward_mean" in w[0]
+    assert len(w) == 1 and w[0].kind == "reward" and "amp_reward_mean" in w[0].text
     with pytest.raises(KeyError, match="amp_reward_mean"):
         m.update({"disc_acc": 0.7})
     with pytest.raises(FloatingPointError, match="disc_acc"):

@@ -217,6 +217,7 @@ def test_health_warnings_flag_a_trivially_winning_discriminator():
     healthy = [{"disc_acc": 0.7 + 0.05 * (i % 2), "reward_fake": 0.4} for i in range(6)]
     w = X.health_warnings(winning, window=3)
     assert len(w["too_strong"]) == 2 and len(w["reward"]) == 2 and not w["collapsed"]
+    assert all(isinstance(x, str) and x.startswith("[disc health]") for x in w["too_strong"] + w["reward"])
     assert X.health_warnings(healthy, window=3) == {"too_strong": [], "collapsed": [], "reward": []}
 
 

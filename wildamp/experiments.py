@@ -357,17 +357,17 @@ def plot_learning_curves(runs: Mapping[str, Sequence[Mapping[str, float]]],
 def health_warnings(history: Sequence[Mapping[str, float]], window: int = 3,
                     reward_key: str = "reward_fake") -> dict[str, list[str]]:
     """Feed a history to :class:`wildamp.amp.DiscHealthMonitor` (``disc_acc``, and ``reward_key`` as the
-    policy's ``amp_reward_mean``), one record per monitor iteration. Returns its warnings by kind:
-    ``too_strong``, ``collapsed`` and ``reward`` (reward collapse)."""
-    from wildamp.amp.monitor import COLLAPSED_GUIDE, REWARD_COLLAPSE_GUIDE, TOO_STRONG_GUIDE
+    policy's ``amp_reward_mean``), one record per monitor iteration. Returns its warnings' messages by
+    kind: ``too_strong``, ``collapsed`` and ``reward`` (reward collapse), i.e.
+    :data:`wildamp.amp.monitor.STREAK_KINDS` (without a midpoint the monitor never reports
+    ``undecided``)."""
+    from wildamp.amp.monitor import STREAK_KINDS
 
     mon = A.DiscHealthMonitor(window=window)
-    out: dict[str, list[str]] = {"too_strong": [], "collapsed": [], "reward": []}
+    out: dict[str, list[str]] = {k: [] for k in STREAK_KINDS}
     for rec in history:
         for w in mon.update({"disc_acc": rec["disc_acc"], "amp_reward_mean": rec[reward_key]}):
-            kind = next(k for k, guide in (("too_strong", TOO_STRONG_GUIDE), ("collapsed", COLLAPSED_GUIDE),
-                                           ("reward", REWARD_COLLAPSE_GUIDE)) if guide in w)
-            out[kind].append(w)
+            out[w.kind].append(w.text)
     return out
 
 

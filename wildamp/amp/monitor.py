@@ -6,7 +6,15 @@ The guide is the "Discriminator Tuning Guide" of the seed CHANGELOG (v0.2.0 less
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Mapping, Optional
+
+#: Conditions the monitor counts streaks of: disc_acc too high, disc_acc pinned near 0.5, AMP reward
+#: below its floor.
+STREAK_KINDS: tuple[str, ...] = ("too_strong", "collapsed", "reward")
+#: Every kind of :class:`HealthWarning`: the streak kinds plus ``undecided`` (a collapsed/reward
+#: streak while D scores both sample sets on the fake side of its midpoint).
+HEALTH_KINDS: tuple[str, ...] = STREAK_KINDS + ("undecided",)
 
 TOO_STRONG_GUIDE = ("Discriminator too strong (seed tuning guide: disc_acc 0.95+): ↓ disc_lr, "
                     "↓ update_steps, ↑ r1_gamma / ↑ input_noise_std. Also check that policy and reference "
@@ -25,6 +33,23 @@ REWARD_COLLAPSE_GUIDE = ("AMP reward collapsed: the discriminator calls every po
                          "feature parity (contacts, frames, normalisation) between policy and reference.")
 
 
+@dataclass(frozen=True)
+class HealthWarning:
+    """One warning of :class:`DiscHealthMonitor`: its ``kind`` (one of :data:`HEALTH_KINDS`), the
+    streak length that fired it, and the full message with the tuning advice (``str(w)``)."""
+
+    kind: str
+    streak: int
+    text: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in HEALTH_KINDS:
+            raise ValueError(f"unknown health warning kind {self.kind!r}; known: {list(HEALTH_KINDS)}")
+
+    def __str__(self) -> str:
+        return self.text
+
+
 def _finite(metrics: Mapping[str, object], key: str) -> float:
     if key not in metrics:
         raise KeyError(f"DiscHealthMonitor: metric {key!r} missing (have: {sorted(metrics)})")
@@ -39,7 +64,8 @@ class DiscHealthMonitor:
     iterations, or when ``amp_reward_mean`` stays below ``reward_floor`` (None: not checked) as long.
 
     A warning fires when a streak reaches ``window`` and again every further ``window`` iterations
-    while it lasts. Each warning carries the seed's tuning advice.
+    while it lasts. Each warning is a :class:`HealthWarning` (kind, streak, message carrying the seed's
+    tuning advice).
 
     The guides contradict each other (↑ vs ↓ disc_lr) in one common case: D has not separated the
     samples yet and scores *everything* as fake, so disc_acc sits at 0.5 and the reward drops low.
@@ -61,10 +87,11 @@ class DiscHealthMonitor:
         self.reward_floor = reward_floor
         self.midpoint = midpoint
         self.iteration = 0
-        self._streaks = {"too_strong": 0, "collapsed": 0, "reward": 0}
+        self._streaks = {k: 0 for k in STREAK_KINDS}
 
-    def update(self, metrics: Mapping[str, object]) -> list[str]:
-        """Feed one iteration's metrics (needs disc_acc, and amp_reward_mean if reward_floor is set)."""
+    def update(self, metrics: Mapping[str, object]) -> list[HealthWarning]:
+        """Feed one iteration's metrics (needs disc_acc, and amp_reward_mean if reward_floor is set);
+        returns the warnings that fire at this iteration."""
         self.iteration += 1
         acc = _finite(metrics, "disc_acc")
         conditions = {
@@ -94,7 +121,10 @@ class DiscHealthMonitor:
         return (_finite(metrics, "disc_real_mean") < self.midpoint
                 and _finite(metrics, "disc_fake_mean") < self.midpoint)
 
-    def _message(self, name: str, acc: float, metrics: Mapping[str, object], streak: int) -> str:
+    def _message(self, name: str, acc: float, metrics: Mapping[str, object], streak: int) -> HealthWarning:
+        return HealthWarning(kind=name, streak=streak, text=self._text(name, acc, metrics, streak))
+
+    def _text(self, name: str, acc: float, metrics: Mapping[str, object], streak: int) -> str:
         where = f"iteration {self.iteration}, {streak} iterations in a row"
         if name == "too_strong":
             return f"[disc health] disc_acc={acc:.3f} >= {self.high} ({where}). {TOO_STRONG_GUIDE}"
