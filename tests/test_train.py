@@ -85,6 +85,33 @@ def test_amp_reward_uses_rollout_time_discriminator():
     assert float(reward[0, 0]) == 0.0  # a boundary-spanning sample earns nothing
 
 
+def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tmp_path):
+    cfg = smoke_cfg("trainer.iterations=4", "eval.every_iterations=100", "video.enabled=false",
+                    "checkpoints.every_iterations=100")
+
+    def interrupt(rec):
+        if rec["training/iteration"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_training(cfg, tmp_path, progress=False, on_metrics=interrupt)
+    # No periodic checkpoint was due: the one found is the interrupt's, at the last finished call.
+    assert [s for s, _ in C.list_checkpoints(tmp_path)] == [2]
+    resumed = run_training(cfg, tmp_path, resume=True, progress=False)
+    assert [r["training/iteration"] for r in resumed.records] == [3, 4]
+
+
+def test_smoke_training_on_the_mujoco_c_backend(tmp_path):
+    cfg = smoke_cfg("env.physics=mujoco", "trainer.iterations=4", "eval.every_iterations=100",
+                    "video.enabled=false")
+    res = run_training(cfg, tmp_path, progress=False)
+    assert [r["training/iteration"] for r in res.records] == [1, 2, 3, 4]
+    for r in res.records:
+        for k in ("ppo/policy_loss", "amp/disc_loss", "reward/task", "reward/style_share"):
+            assert math.isfinite(r[k]), (k, r[k])
+    assert res.records[-1]["training/nonfinite_states"] == 0
+
+
 def test_resume_continues_exactly(tmp_path):
     cfg = smoke_cfg("trainer.iterations=4", "eval.every_iterations=100", "video.enabled=false")
     full = run_training(cfg, tmp_path / "full", progress=False)

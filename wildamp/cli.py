@@ -87,6 +87,8 @@ def train_main(config: str | None, overrides: list[str], run_dir: str | None, re
     except TrainingDiverged as e:
         print(f"wildamp train: stopped: {e}")
         return 3
+    except KeyboardInterrupt:
+        return 130
     from wildamp.metrics import plot_dashboard, read_jsonl
     fig = plot_dashboard(read_jsonl(out / "metrics.jsonl"))
     fig.savefig(out / "training.png", dpi=100)

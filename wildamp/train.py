@@ -380,6 +380,18 @@ def _host(metrics: dict, i: int) -> dict[str, float]:
     return {k: float(np.asarray(v)[i]) for k, v in metrics.items()}
 
 
+def _save_on_interrupt(run_dir: Path, save, state: TrainState) -> None:
+    """Ctrl-C: checkpoint the last completed iteration (if its buffers are still alive: a call that
+    was interrupted has donated them) and say how to continue."""
+    try:
+        path = save(int(state.iteration))
+        where = f"saved {path}"
+    except Exception:  # noqa: BLE001 - the interrupted call consumed the state; fall back
+        latest = C.latest_checkpoint(run_dir)
+        where = f"latest checkpoint {latest}" if latest else "no checkpoint yet"
+    print(f"\ninterrupted: {where}; continue with `wildamp train --resume {run_dir}`")
+
+
 @dataclass
 class RunResult:
     run_dir: Path
@@ -503,6 +515,10 @@ def run_training(cfg: Config, run_dir: str | os.PathLike, resume: bool = False,
                     if C.mark_best(run_dir, it, last_eval["score"]):
                         best = path
         bar.close()
+    except KeyboardInterrupt:
+        bar.close()
+        _save_on_interrupt(run_dir, save, state)
+        raise
     finally:
         logger.close()
     if best is None:
