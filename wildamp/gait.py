@@ -12,8 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from wildamp.robot import FOOT_GEOMS
+
 FOOT_NAMES = ("left", "right")
-PADS_OF_FOOT = ((0, 1), (2, 3))   # [left_toe, left_heel, right_toe, right_heel]
+#: Indices of each foot's pads in the pad order (robot.FOOT_GEOMS).
+PADS_OF_FOOT = tuple(tuple(i for i, g in enumerate(FOOT_GEOMS) if g.startswith(f + "_")) for f in FOOT_NAMES)
 
 
 @dataclass(frozen=True)

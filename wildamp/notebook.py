@@ -415,18 +415,9 @@ def closest_reference_clip(dataset: "MotionDataset", commands: np.ndarray) -> Re
 
 
 def clip_qpos(clip: "Clip", spec: Any) -> np.ndarray:
-    """(T, nq) MuJoCo qpos of a clip for kinematic replay: root position, wxyz root quaternion and the
-    joints placed at the model's qpos addresses **by name** (other coordinates: the home pose)."""
-    names = list(clip.joint_names)
-    missing = [n for n in spec.joint_names if n not in names]
-    if missing:
-        raise ValueError(f"clip {clip.name!r} lacks joints {missing} of the model (clip has {names})")
-    cols = [names.index(n) for n in spec.joint_names]
-    q = np.tile(np.asarray(spec.home_qpos, np.float64), (clip.num_frames, 1))
-    q[:, 0:3] = clip.root_pos
-    q[:, 3:7] = clip.root_quat
-    q[:, np.asarray(spec.qpos_adr)] = np.asarray(clip.joint_pos)[:, cols]
-    return q
+    """(T, nq) MuJoCo qpos of a clip for kinematic replay (:meth:`wildamp.reference.clip.Clip.to_qpos`:
+    joints placed **by name**, other coordinates from the home pose)."""
+    return clip.to_qpos(spec)
 
 
 def render_eval_rollouts(model: "mujoco.MjModel", qpos: np.ndarray, commands: np.ndarray, dt: float,

@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
 #: The contact order of the feature function (ARCHITECTURE.md §4).
-CONTACT_PADS = ("left_toe", "left_heel", "right_toe", "right_heel")
+from wildamp.robot import FOOT_GEOMS as CONTACT_PADS  # noqa: E402  (the one declaration of the pad order)
 GL_PACKAGES_HINT = "Debian/Ubuntu: apt-get install libegl1 libgl1-mesa-dri (EGL) or libosmesa6 (OSMesa)"
 _HEADLESS_BACKENDS = ("egl", "osmesa")
 

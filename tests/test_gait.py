@@ -1,0 +1,59 @@
+"""Gait metrics on synthetic foot trajectories whose answers are known by construction."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from wildamp.gait import TARGETS, format_table, gait_metrics, target_table
+
+DT = 0.02
+CYCLE = 25          # steps per gait cycle (0.5 s): each foot swings once per cycle
+SWING = 10          # swing steps (0.2 s)
+
+
+def _gait(T: int = 500, right_swings: bool = True):
+    contact = np.ones((T, 1, 2), bool)
+    pad = np.zeros((T, 1, 4, 3))
+    pad[..., 1] = np.array([0.09, 0.09, -0.09, -0.09])
+    x = np.zeros(2)
+    for t in range(T):
+        phase = t % CYCLE
+        for f, start in ((0, 0), (1, 12)):
+            swinging = start <= phase < start + SWING and (f == 0 or right_swings)
+            contact[t, 0, f] = not swinging
+            if swinging:
+                s = (phase - start + 1) / SWING
+                x[f] += 0.1 / SWING
+                pad[t, 0, 2 * f:2 * f + 2, 2] = 0.04 * np.sin(np.pi * min(s, 1.0))
+            pad[t, 0, 2 * f:2 * f + 2, 0] = x[f] + np.array([0.06, -0.03])
+    fwd = np.full((T, 1), 0.2)
+    return contact, pad, fwd, np.ones((T, 1), bool)
+
+
+def test_alternating_gait_metrics_match_the_construction():
+    m = gait_metrics(*_gait(), DT)
+    assert m["alternation"] == pytest.approx(1.0)
+    assert m["swing_per_cycle"] == pytest.approx(1.0)
+    assert m["step_frequency_hz"] == pytest.approx(1 / (CYCLE * DT), rel=0.05)      # 2 Hz per foot
+    assert m["stride_length_m"] == pytest.approx(0.1, abs=1e-9)
+    assert m["foot_clearance_m"] == pytest.approx(0.04, abs=0.005)
+    assert m["single_support_left"] == pytest.approx(SWING / CYCLE, abs=0.01)
+    assert m["single_support_right"] == pytest.approx(SWING / CYCLE, abs=0.01)
+    assert m["symmetry"] == pytest.approx(1.0, abs=0.01)
+    assert m["slip_m_s"] == pytest.approx(0.0, abs=1e-9)
+    assert m["forward_velocity"] == pytest.approx(0.2)
+
+
+def test_one_legged_hopping_fails_the_alternation_targets():
+    m = gait_metrics(*_gait(right_swings=False), DT)
+    assert m["alternation"] == 0.0 and m["single_support_left"] == 0.0 and m["symmetry"] == 0.0
+    res = {"vel_error": 0.01, "fall_rate": 0.0, "style_auc": 0.6, **m}
+    rows = {r["metric"]: r["ok"] for r in target_table(res)}
+    assert rows["|v - cmd| (m/s)"] and rows["falls"] and rows["style AUC"]
+    assert not rows["alternation"] and not rows["swing per cycle"]
+    assert "NO" in format_table(res)
+
+
+def test_targets_are_the_stated_walking_targets():
+    assert (TARGETS.max_vel_error, TARGETS.max_fall_rate, TARGETS.max_style_auc) == (0.05, 0.05, 0.80)
