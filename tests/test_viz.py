@@ -19,7 +19,8 @@ import mediapy  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from wildamp import viz  # noqa: E402
+from wildamp import viz
+from wildamp.robot import FOOT_GEOMS  # noqa: E402
 
 BOX_XML = """
 <mujoco>
@@ -163,7 +164,7 @@ def test_plots_have_expected_axes():
     c = {"force": np.random.default_rng(0).random((50, 4)) > 0.5, "height": np.zeros((50, 4))}
     fig = viz.plot_contacts(t, c)
     assert len(fig.axes) == 4
-    assert [ax.get_ylabel() for ax in fig.axes] == list(viz.CONTACT_PADS)
+    assert [ax.get_ylabel() for ax in fig.axes] == list(FOOT_GEOMS)
     assert all(len(ax.lines) == 2 for ax in fig.axes)  # one line per estimator on every row
     with pytest.raises(ValueError, match="height"):
         viz.plot_contacts(t, {"height": np.zeros((50, 3))})

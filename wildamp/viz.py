@@ -28,7 +28,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
 #: The contact order of the feature function (ARCHITECTURE.md §4).
-from wildamp.robot import FOOT_GEOMS as CONTACT_PADS  # noqa: E402  (the one declaration of the pad order)
 GL_PACKAGES_HINT = "Debian/Ubuntu: apt-get install libegl1 libgl1-mesa-dri (EGL) or libosmesa6 (OSMesa)"
 _HEADLESS_BACKENDS = ("egl", "osmesa")
 
@@ -393,7 +392,7 @@ def plot_joint_traces(
 def plot_contacts(
     t: np.ndarray,
     contacts: Mapping[str, np.ndarray],
-    pad_names: Sequence[str] = CONTACT_PADS,
+    pad_names: Sequence[str] | None = None,
 ) -> "Figure":
     """Compare several contact estimators: 4 rows (one per sole pad), one line per estimator.
 
@@ -401,8 +400,11 @@ def plot_contacts(
         t: (T,) time in seconds.
         contacts: ``{estimator_name: (T, 4) array}`` (0/1 flags, probabilities or forces), columns in
             the order of ``pad_names``.
-        pad_names: the column order (default: left_toe, left_heel, right_toe, right_heel).
+        pad_names: the column order (default: ``robot.FOOT_GEOMS``, the one declaration of the pad
+            order; imported here, not at module level, because importing viz must not import mujoco).
     """
+    if pad_names is None:
+        from wildamp.robot import FOOT_GEOMS as pad_names
     import matplotlib.pyplot as plt
 
     t = np.asarray(t, dtype=np.float64)
