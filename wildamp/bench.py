@@ -173,11 +173,22 @@ def bench_env(cfg: Any, num_envs: int, n_control_steps: int = 50, seed: int = 0)
     run_s = time.perf_counter() - t0
     if not np.isfinite(np.asarray(out.obs)).all():
         raise RuntimeError("env bench: non-finite observations")
-    return {"benchmark": "env", "num_envs": num_envs, "n_control_steps": n_control_steps,
-            "sim_dt": cfg.env.sim_dt, "compile_s": compile_s, "run_s": run_s,
-            "control_steps_per_s": num_envs * n_control_steps / run_s,
-            "physics_steps_per_s": num_envs * n_control_steps * env.n_substeps / run_s,
-            "amp_features": True, **_context()}
+    res = {"benchmark": "env", "physics": env.backend.name, "num_envs": num_envs,
+           "n_control_steps": n_control_steps, "sim_dt": cfg.env.sim_dt, "compile_s": compile_s,
+           "run_s": run_s, "control_steps_per_s": num_envs * n_control_steps / run_s,
+           "physics_steps_per_s": num_envs * n_control_steps * env.n_substeps / run_s,
+           "amp_features": True, **_context()}
+    if env.backend.name == "mujoco":
+        # The C rollout alone on the same batch: how much of the env step is physics.
+        p = jax.device_get(out.physics)
+        ctrl = np.tile(np.asarray(env.default_joints, np.float32), (num_envs, 1))
+        t0 = time.perf_counter()
+        for _ in range(n_control_steps):
+            env.backend.host_step(p.qpos, p.qvel, p.time, ctrl)
+        phys_s = time.perf_counter() - t0
+        res["physics_only_s"] = phys_s
+        res["physics_share_of_env_step"] = phys_s / run_s
+    return res
 
 
 def bench_train(cfg: Any, calls: int = 2) -> dict[str, Any]:
