@@ -158,6 +158,7 @@ def test_domain_randomisation_changes_the_physics_per_episode():
     # The floor carries each robot's own (randomised) weight: the mass really changed in the physics.
     support = np.asarray(s.prev_frame.contact_force).sum(-1)
     np.testing.assert_allclose(support, env.total_mass * 9.81 * dr[:, 1], rtol=0.1)
-    m = env.physics_model(jnp.asarray([1.0, 1.0, 1.3]))
+    from wildamp.env.backends import randomized_mjx_model
+    m = randomized_mjx_model(env.backend.mjx_model, jnp.asarray([1.0, 1.0, 1.3]))
     np.testing.assert_allclose(np.asarray(m.actuator_gainprm[:, 0]), 1.3 * 21.1, rtol=1e-6)
     np.testing.assert_allclose(np.asarray(m.actuator_biasprm[:, 1]), -1.3 * 21.1, rtol=1e-6)
