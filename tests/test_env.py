@@ -64,8 +64,9 @@ def test_truncation_is_not_termination_and_autoreset_resamples_command(env, fns)
     truncated = np.asarray(s.truncated)
     assert truncated.all(), "standing still for the whole episode must end by the time limit"
     assert not np.asarray(s.terminated).any(), "a time limit is not a termination"
-    # Auto-reset: the step counter restarts and a new command is drawn.
+    # Auto-reset: the step counter restarts, the return starts again from 0, a new command is drawn.
     assert np.all(np.asarray(s.step_count) == 0)
+    assert np.all(np.asarray(s.episode_return) == 0.0)
     assert not np.allclose(np.asarray(s.command), cmd0)
 
 

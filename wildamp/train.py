@@ -238,7 +238,7 @@ class Trainer:
                 terminated=nxt.terminated, truncated=nxt.truncated, amp_sample=nxt.amp_sample,
                 amp_valid=nxt.amp_valid, reward_terms=nxt.reward_terms,
                 episode_length=jnp.where(done, env_state.step_count + 1, 0),
-                episode_return=jnp.where(done, nxt.episode_return, 0.0),
+                episode_return=jnp.where(done, env_state.episode_return + nxt.reward, 0.0),
                 vel_error=nxt.vel_error, nonfinite=nxt.nonfinite)
             return (nxt, rng), tr
 

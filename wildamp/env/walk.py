@@ -252,8 +252,9 @@ class WalkEnv:
             feet_contact=contact, episode_return=state.episode_return + reward,
             vel_error=jnp.abs(lin_h[0] - state.command[0]), nonfinite=~finite, rng=rng)
 
-        # Auto-reset: new physics state, new command, cleared history; the transition fields above
-        # (reward, flags, final_critic_obs, amp sample) describe the finished episode's last step.
+        # Auto-reset: new physics state, new command, cleared history, return back at 0; the transition
+        # fields above (reward, flags, final_critic_obs, amp sample) describe the finished episode's
+        # last step (its return is the previous state's return plus this reward).
         done = terminated | truncated
         f_qpos, f_qvel, f_cmd = self._fresh(k_reset)
         fresh = self._initial_state(f_qpos, f_qvel, f_cmd, rng,
@@ -261,8 +262,7 @@ class WalkEnv:
         fresh = fresh._replace(
             reward=reward, terminated=terminated, truncated=truncated, final_critic_obs=critic,
             amp_sample=amp_sample, amp_valid=amp_valid, reward_terms=terms,
-            episode_return=stepped.episode_return, vel_error=stepped.vel_error,
-            nonfinite=stepped.nonfinite)
+            vel_error=stepped.vel_error, nonfinite=stepped.nonfinite)
         return jax.tree.map(lambda a, b: jnp.where(_bcast(done, a), a, b), fresh, stepped)
 
     # ------------------------------------------------------------------ layout / spec
