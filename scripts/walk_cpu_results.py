@@ -64,26 +64,31 @@ def _curves(runs: dict[str, Path], png: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("amp_run")
-    ap.add_argument("ppo_run")
+    ap.add_argument("ppo_run", nargs="?", default=None, help="the PPO-only run (same config, --no-amp)")
     ap.add_argument("--policy", default="assets/policies/walk_cpu")
     ap.add_argument("--out", default="results/walk_cpu.json")
     a = ap.parse_args()
     from wildamp.provenance import library_versions, machine_info
-    amp, ppo_only, policy = Path(a.amp_run), Path(a.ppo_run), Path(a.policy)
+    amp, policy = Path(a.amp_run), Path(a.policy)
     res = {
         "what": "deterministic evaluation (eval.seed of the config) over forward commands, 20 s episodes, "
-                "metrics after a 2 s settling time",
+                "metrics after a 2 s settling time; wall_clock_s = training time including compilation",
         "amp": {"run": amp.name, "wall_clock_s": _wall_s(amp),
                 "eval": _eval(policy if policy.exists() else amp, amp / "eval_final.json")},
-        "ppo_only": {"run": ppo_only.name, "wall_clock_s": _wall_s(ppo_only),
-                     "eval": _eval(ppo_only, ppo_only / "eval_final.json")},
         "machine": machine_info(), "cpu_count": os.cpu_count(), "versions": library_versions(),
     }
+    runs = {"PPO+AMP": amp}
+    if a.ppo_run:
+        ppo_only = Path(a.ppo_run)
+        res["ppo_only"] = {"run": ppo_only.name, "wall_clock_s": _wall_s(ppo_only),
+                           "eval": _eval(ppo_only, ppo_only / "eval_final.json")}
+        runs["PPO only"] = ppo_only
     from wildamp.gait import target_table
     for k in ("amp", "ppo_only"):
-        res[k]["targets"] = target_table(res[k]["eval"])
+        if k in res:
+            res[k]["targets"] = target_table(res[k]["eval"])
     Path(a.out).write_text(json.dumps(res, indent=1))
-    _curves({"PPO+AMP": amp, "PPO only": ppo_only}, Path(a.out).with_suffix(".png"))
+    _curves(runs, Path(a.out).with_suffix(".png"))
     print(f"→ {a.out}, {Path(a.out).with_suffix('.png')}")
 
 
