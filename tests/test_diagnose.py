@@ -16,6 +16,7 @@ import pytest
 from wildamp import diagnose as D
 from wildamp import features as F
 from wildamp import quat
+from wildamp.cli import diagnose_features_main
 from wildamp.config import load_config
 from wildamp.physics import make_mjx_model
 from wildamp.reference.clip import Clip, MotionDataset
@@ -120,14 +121,14 @@ def test_cli_on_dataset_and_feature_set(reference, tmp_path, capsys):
     fs = tmp_path / "policy_features.npz"
     D.save_feature_set(fs, other, names)
     out = tmp_path / "report.json"
-    assert D.diagnose_features_main(ds_path, fs, out=out, config="configs/smoke.yaml") == 0
+    assert diagnose_features_main(ds_path, fs, out=out, config="configs/smoke.yaml") == 0
     printed = capsys.readouterr().out
     assert "joint_pos.left_hip_roll@t-1" in printed and "LEAK" in printed
     rep = json.loads(out.read_text())
     assert rep["flagged"] == ["joint_pos.left_hip_roll@t-1"] and len(rep["channels"]) == len(names)
     D.save_feature_set(tmp_path / "short.npz", other[:, :10], names[:10])
     with pytest.raises(ValueError, match="different feature channels"):
-        D.diagnose_features_main(ds_path, tmp_path / "short.npz")
+        diagnose_features_main(ds_path, tmp_path / "short.npz")
     with pytest.raises(ValueError, match="neither a feature set"):
         np.savez(tmp_path / "junk.npz", x=np.zeros(3))
         D.load_samples(tmp_path / "junk.npz")

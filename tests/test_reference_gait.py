@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from wildamp import quat
+from wildamp.cli import check_main, generate_main
 from wildamp.reference import feasibility as feas
 from wildamp.reference import generator as gen
 from wildamp.reference.clip import Clip, MotionDataset
@@ -309,12 +310,12 @@ def test_generated_gait_survives_gmr_round_trip(dataset, spec, tmp_path):
 
 def test_generate_and_check_cli(tmp_path, capsys):
     out = tmp_path / "gait.npz"
-    assert gen.generate_main(out, write_gmr_dir=tmp_path / "gmr", speeds=[0.15]) == 0
+    assert generate_main(out, write_gmr_dir=tmp_path / "gmr", speeds=[0.15]) == 0
     ds = MotionDataset.load(out)
     assert ds.clip_names == ("walk_fwd_0.15", "walk_lat_+0.10", "walk_lat_-0.10")
     assert ds.clip(0).meta["params"]["speed"] == 0.15
     assert sorted(p.name for p in (tmp_path / "gmr").iterdir()) == sorted(f"{n}.pkl" for n in ds.clip_names)
-    assert feas.check_main(out, tmp_path / "report.json") == 0
+    assert check_main(out, tmp_path / "report.json") == 0
     assert json.loads((tmp_path / "report.json").read_text())["all_passed"] is True
 
     # A dataset with an infeasible clip: exit status 1, the failing criterion printed.
@@ -323,7 +324,7 @@ def test_generate_and_check_cli(tmp_path, capsys):
                 joint_pos=c.joint_pos[::3], joint_names=c.joint_names)
     MotionDataset([fast], c.joint_names, c.fps).save(tmp_path / "bad.npz")
     capsys.readouterr()
-    assert feas.check_main(tmp_path / "bad.npz") == 1
+    assert check_main(tmp_path / "bad.npz") == 1
     assert "too_fast: speed" in capsys.readouterr().out
 
 
@@ -343,7 +344,7 @@ def test_robustness_counts_passes_per_clip_and_floor(dataset, spec, model, tmp_p
 
     one.save(tmp_path / "one.npz")
     capsys.readouterr()
-    assert feas.check_main(tmp_path / "one.npz", tmp_path / "r.json", starts=2, friction_scales=(1.0,)) == 0
+    assert check_main(tmp_path / "one.npz", tmp_path / "r.json", starts=2, friction_scales=(1.0,)) == 0
     doc = json.loads((tmp_path / "r.json").read_text())
     assert [r["passed"] for r in doc["robustness"]] == [2]
     assert doc["environment"]["mujoco"] == mujoco.__version__

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from wildamp import quat
+from wildamp.cli import convert_gmr_main
 from wildamp.reference.clip import Clip, MotionDataset
 from wildamp.reference.gmr import (
     MIN_GMR_FRAMES,
     UnsafePickleError,
     convert_gmr_files,
-    convert_gmr_main,
     gmr_to_clip,
     load_gmr_pickle,
     write_gmr_pickle,

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from wildamp import paths, robot
+from wildamp.cli import robot_config_main
 
 CAD_DIR = Path(__file__).parent / "data" / "cad_like"
 CAD_XML = CAD_DIR / "wildrobot_cad.xml"
@@ -252,10 +253,10 @@ def test_spec_checked_against_model(model: mujoco.MjModel, tmp_path: Path) -> No
 
 def test_robot_config_main(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "rc.yaml"
-    assert robot.robot_config_main(str(paths.DEFAULT_MODEL), str(out)) == 0
+    assert robot_config_main(str(paths.DEFAULT_MODEL), str(out)) == 0
     assert str(out) in capsys.readouterr().out
     assert yaml.safe_load(out.read_text()) == robot.generate_robot_config(paths.DEFAULT_MODEL)
-    assert robot.robot_config_main(str(tmp_path / "absent.xml"), str(out)) != 0
+    assert robot_config_main(str(tmp_path / "absent.xml"), str(out)) != 0
     assert "absent.xml" in capsys.readouterr().err
 
 

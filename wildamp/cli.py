@@ -1,5 +1,6 @@
 """`wildamp …` command line: thin wrappers over the package modules.
 
+Every command's body (``*_main``) lives here; the package modules hold only library functions.
 Imports are local to each command so that `wildamp --help` and config checks start fast.
 Exit status: 0 success, 1 a check failed (e.g. an infeasible clip), 2 bad input (config, files).
 """
@@ -9,7 +10,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
+
+if TYPE_CHECKING:
+    from wildamp.reference.clip import Clip
 
 
 def _add_set(p: argparse.ArgumentParser) -> None:
@@ -17,8 +21,25 @@ def _add_set(p: argparse.ArgumentParser) -> None:
                    help="override a config value (repeatable); validated like the file")
 
 
+def robot_config_main(model: str, out: str | None) -> int:
+    """CLI body of ``wildamp robot-config MODEL.xml [--out PATH]``: write the config, print, return exit code."""
+    from wildamp import paths
+    from wildamp.robot import write_robot_config
+
+    out_path = paths.resolve(out) if out else paths.DEFAULT_ROBOT_CONFIG
+    try:
+        cfg = write_robot_config(model, out_path)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"robot-config: error: {e}", file=sys.stderr)
+        return 1
+    print(
+        f"wrote {out_path}: {len(cfg['joint_names'])} joints {cfg['joint_names']}, "
+        f"mirror signs {[m['sign'] for m in cfg['mirror']]}, total mass {cfg['total_mass']:.3f} kg"
+    )
+    return 0
+
+
 def _cmd_robot_config(a: argparse.Namespace) -> int:
-    from wildamp.robot import robot_config_main
     return robot_config_main(a.model, a.out)
 
 
@@ -29,25 +50,184 @@ def _cmd_config_check(a: argparse.Namespace) -> int:
     return 0
 
 
+def generate_main(out: str | os.PathLike, write_gmr_dir: str | os.PathLike | None = None,
+                  speeds: Sequence[float] | None = None) -> int:
+    """CLI body of ``wildamp reference generate --out DATASET.npz [--gmr-dir DIR] [--speeds ...]``."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from wildamp import paths
+    from wildamp.reference.generator import generate_dataset
+    from wildamp.robot import load_model, load_robot_spec
+
+    spec = load_robot_spec(paths.DEFAULT_ROBOT_CONFIG)
+    model = load_model(spec.model_path)
+    ds = generate_dataset(spec, speeds=speeds, model=model)
+    ds.save(out)
+    for c in ds.clips:
+        disp = np.linalg.norm(c.root_pos[-1, :2] - c.root_pos[0, :2])
+        print(f"{c.name}: {c.num_frames} frames @ {c.fps:g} Hz, {c.duration:.2f} s, "
+              f"distance {disp:.2f} m, step period {c.meta['params']['step_period']:.3f} s")
+    print(f"wrote {out}: {ds.num_clips} clips, {ds.num_frames} frames "
+          f"(check them with `wildamp reference check {out}`)")
+    if write_gmr_dir is not None:
+        from wildamp.reference.gmr import write_gmr_pickle
+
+        d = Path(write_gmr_dir)
+        d.mkdir(parents=True, exist_ok=True)
+        for c in ds.clips:
+            write_gmr_pickle(c, d / f"{c.name}.pkl")
+        print(f"wrote {ds.num_clips} GMR pickles to {d}")
+    return 0
+
+
 def _cmd_ref_generate(a: argparse.Namespace) -> int:
-    from wildamp.reference.generator import generate_main
     speeds = [float(s) for s in a.speeds.split(",")] if a.speeds else None
     return generate_main(a.out, write_gmr_dir=a.gmr_dir, speeds=speeds)
 
 
+def _clip_summary_line(clip: Clip) -> str:
+    import numpy as np
+
+    from wildamp import quat
+
+    xy = clip.root_pos[:, :2]
+    dist = float(np.sum(np.linalg.norm(np.diff(xy, axis=0), axis=1)))
+    speed = dist / clip.duration if clip.duration > 0 else 0.0
+    yaw = np.unwrap(quat.yaw_of(clip.root_quat))
+    src = clip.meta.get("source_fps")
+    src_txt = f"{clip.meta.get('source_num_frames')} frames @ {src:.4g} Hz -> " if src else ""
+    line = (
+        f"{clip.name}: {src_txt}{clip.num_frames} frames @ {clip.fps:.4g} Hz, {clip.duration:.2f} s, "
+        f"mean horizontal speed {speed:.3f} m/s, heading change {np.degrees(yaw[-1] - yaw[0]):+.0f} deg, "
+        f"root height {clip.root_pos[:, 2].min():.3f}-{clip.root_pos[:, 2].max():.3f} m"
+    )
+    if clip.meta.get("ignored_keys"):
+        line += f", ignored keys {clip.meta['ignored_keys']}"
+    return line
+
+
+def convert_gmr_main(
+    files: Sequence[str | os.PathLike], robot_config: str | os.PathLike, out: str | os.PathLike,
+    target_fps: float = 50.0,
+) -> int:
+    """CLI body of ``wildamp reference convert-gmr``: convert, print one line per clip, return
+    the exit code (0 on success, 1 with the message on stderr on error; nothing written then)."""
+    from wildamp.reference.gmr import convert_gmr_files, read_robot_joint_names
+
+    try:
+        joint_names = read_robot_joint_names(robot_config)
+        ds = convert_gmr_files(files, joint_names, out, target_fps=target_fps)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    for c in ds.clips:
+        print(_clip_summary_line(c))
+    print(f"wrote {out}: {ds.num_clips} clip(s), {ds.num_frames} frames @ {ds.fps:.4g} Hz, "
+          f"joints {list(ds.joint_names)}")
+    return 0
+
+
 def _cmd_ref_convert(a: argparse.Namespace) -> int:
-    from wildamp.reference.gmr import convert_gmr_main
     return convert_gmr_main(a.files, a.robot_config, a.out)
 
 
+def check_main(dataset_path: str | os.PathLike, out_json: str | os.PathLike | None = None,
+               starts: int = 0, friction_scales: Sequence[float] = (1.0,)) -> int:
+    """CLI body of ``wildamp reference check DATASET.npz [--out FILE.json] [--starts N]
+    [--friction-scales 0.75,1,1.25]``.
+
+    Prints the table (and every failing criterion), writes the JSON if asked; returns 0 iff every
+    clip passes, 1 otherwise. With ``starts`` > 0 (or friction scales other than 1) it also runs
+    :func:`wildamp.reference.feasibility.robustness` and prints its table; that part is information
+    and does not change the exit status.
+    """
+    from pathlib import Path
+
+    import numpy as np
+
+    from wildamp import paths
+    from wildamp.provenance import library_versions, machine_info
+    from wildamp.reference.clip import MotionDataset
+    from wildamp.reference.feasibility import (
+        FeasibilityThresholds, check_dataset, format_robustness, format_table, reports_to_json, robustness,
+        start_timings,
+    )
+    from wildamp.robot import load_model, load_robot_spec
+
+    spec = load_robot_spec(paths.DEFAULT_ROBOT_CONFIG)
+    model = load_model(spec.model_path)
+    ds = MotionDataset.load(dataset_path, joint_names=spec.joint_names)
+    th = FeasibilityThresholds()
+    reports = check_dataset(model, spec, ds, th)
+    print(format_table(reports))
+    for r in reports:
+        for f in r.failures:
+            print(f"  {r.name}: {f}")
+    rows = None
+    if starts > 0 or tuple(friction_scales) != (1.0,):
+        settle = start_timings(starts) if starts > 0 else np.array([th.settle_time])
+        print(f"\nrobustness: {len(settle)} start timings ({settle.min():.3f}-{settle.max():.3f} s) x "
+              f"friction scales {', '.join(f'{f:g}' for f in friction_scales)}")
+        rows = robustness(model, spec, ds, settle, friction_scales, th)
+        print(format_robustness(rows))
+    if out_json is not None:
+        out = Path(out_json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        extra = {"environment": {**library_versions(("mujoco", "numpy")), **machine_info()}}
+        if rows is not None:
+            extra["robustness"] = [r.to_dict() for r in rows]
+        out.write_text(reports_to_json(reports, th, extra=extra))
+        print(f"wrote {out}")
+    return 0 if all(r.passed for r in reports) else 1
+
+
 def _cmd_ref_check(a: argparse.Namespace) -> int:
-    from wildamp.reference.feasibility import check_main
     return check_main(a.dataset, a.out, starts=a.starts,
                       friction_scales=tuple(float(f) for f in a.friction_scales.split(",")))
 
 
+def tune_main(speeds: Sequence[float], out: str | os.PathLike | None = None, iterations: int = 14,
+              population: int = 40, init: str | None = None, seed: int = 0, workers: int | None = None,
+              settle_times: Sequence[float] | None = None, friction_scales: Sequence[float] = (1.0,),
+              jitter: float = 0.0, jitter_draws: int = 0, lateral_speeds: Sequence[float] = ()) -> int:
+    """CLI body of ``wildamp reference tune --speeds 0.4 [--lateral-speeds 0.1,-0.1] [--init PARAMS.json]
+    [--out PARAMS.json]``.
+
+    Prints the best parameters and their gate runs; exit status 0 iff every run of the best set
+    passes the gate.
+    """
+    import json
+    from pathlib import Path
+
+    from wildamp.reference.tuning import DEFAULT_SETTLE_TIMES, tune_gait
+
+    init_params = None
+    if init is not None:
+        raw = json.loads(Path(init).read_text())
+        init_params = raw.get("params", raw) if isinstance(raw, dict) else None
+        if not isinstance(init_params, dict):
+            raise ValueError(f"{init}: expected a JSON object of gait parameters (or a tune result)")
+    workers = workers or max(1, min(os.cpu_count() or 1, 8))
+    res = tune_gait(speeds, iterations=iterations, population=population, init=init_params, seed=seed,
+                    workers=workers, settle_times=settle_times or DEFAULT_SETTLE_TIMES,
+                    friction_scales=friction_scales, jitter=jitter, jitter_draws=jitter_draws,
+                    lateral_speeds=lateral_speeds)
+    print(json.dumps(res.params, indent=1))
+    print(f"score {res.score:.3f} (at most {3.5 * 1.1:.2f})")
+    print(f"{'speed':>6} {'lateral':>7} {'variant':>7} {'settle':>6} {'friction':>8} {'pass':>5} {'survived':>8} "
+          f"{'v_sim/v_ref':>11} {'slip':>5}")
+    for t in res.trials:
+        print(f"{t.speed:6.2f} {t.lateral_speed:+7.2f} {t.variant:7d} {t.settle_time:6.2f} {t.friction_scale:8.2f} {str(t.passed):>5} "
+              f"{t.survived:8.2f} {t.speed_ratio:11.2f} {t.slip_fraction:5.2f}")
+    if out is not None:
+        Path(out).write_text(json.dumps(res.to_dict(), indent=1))
+        print(f"wrote {out}")
+    return 0 if res.trials and all(t.passed for t in res.trials) else 1
+
+
 def _cmd_ref_tune(a: argparse.Namespace) -> int:
-    from wildamp.reference.tuning import tune_main
     speeds = [float(s) for s in a.speeds.split(",")] if a.speeds else []
     lateral = [float(s) for s in a.lateral_speeds.split(",")] if a.lateral_speeds else []
     settle = tuple(float(s) for s in a.settle_times.split(",")) if a.settle_times else None
@@ -57,8 +237,38 @@ def _cmd_ref_tune(a: argparse.Namespace) -> int:
                      jitter=a.jitter, jitter_draws=a.jitter_draws, lateral_speeds=lateral)
 
 
+def diagnose_features_main(ref_path: str | os.PathLike, other_path: str | os.PathLike,
+                           out: str | os.PathLike | None = None, config: Any = None,
+                           threshold: float | None = None) -> int:
+    """CLI body of ``wildamp diagnose features REF.npz OTHER.npz [--out FILE.json]``.
+
+    Prints the leak table; writes the JSON report to ``out`` if given; returns 0. Raises ValueError
+    if the two inputs have different channels. ``threshold`` defaults to
+    :data:`wildamp.diagnose.DEFAULT_THRESHOLD`.
+    """
+    from pathlib import Path
+
+    from wildamp.diagnose import DEFAULT_THRESHOLD, diagnose, load_samples, print_table
+
+    threshold = DEFAULT_THRESHOLD if threshold is None else threshold
+    ref, ref_names = load_samples(ref_path, config)
+    other, other_names = load_samples(other_path, config)
+    if ref_names != other_names:
+        missing = [n for n in ref_names if n not in other_names]
+        extra = [n for n in other_names if n not in ref_names]
+        raise ValueError(f"{ref_path} and {other_path} have different feature channels "
+                         f"(only in the reference: {missing[:6]}; only in the other: {extra[:6]})")
+    report = diagnose(ref, other, ref_names, threshold=threshold)
+    print(f"reference: {ref_path} ({report.n_ref} samples); other: {other_path} ({report.n_other} samples)")
+    print_table(report)
+    if out is not None:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(report.to_json())
+        print(f"wrote {out}")
+    return 0
+
+
 def _cmd_diagnose_features(a: argparse.Namespace) -> int:
-    from wildamp.diagnose import diagnose_features_main
     return diagnose_features_main(a.ref, a.other, out=a.out, config=a.config)
 
 
@@ -169,10 +379,74 @@ def _cmd_export(a: argparse.Namespace) -> int:
     return export_main(a.run_dir, a.out_dir, checkpoint=a.checkpoint)
 
 
+def learner_check_main(out: str | None, steps: int | None = None, num_envs: int | None = None,
+                       seed: int = 0) -> dict[str, Any]:
+    """`wildamp bench learner`: run the check, print a summary, write JSON + PNG (same stem)."""
+    import json
+    from pathlib import Path
+
+    from wildamp.learner_check import TARGET_ENV_STEPS, LearnerCheckConfig, plot_learning_curve, run_learner_check
+
+    res = run_learner_check(env_steps=steps or TARGET_ENV_STEPS, seed=seed,
+                            num_envs=num_envs or LearnerCheckConfig().num_envs)
+    summary = {k: res[k] for k in ("passed", "env_steps", "wall_s", "compile_s", "eval")}
+    print(json.dumps(summary, indent=1))
+    print(f"target: {res['target']['criterion']}")
+    if out:
+        p = Path(out)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps(res, indent=2) + "\n")
+        png = plot_learning_curve(res, p.with_suffix(".png"))
+        print(f"→ {p}\n→ {png}")
+    return res
+
+
+def bench_main(what: str, num_envs: int, out: str | None, config: str | None,
+               overrides: list[str], steps: int | None = None, physics: str | None = None) -> int:
+    """`wildamp bench physics|env|train|learner`: run one benchmark, print it, write JSON if asked.
+
+    ``physics`` ("mjx,mujoco"): run the env/train benchmark once per physics backend in this one
+    process, one after the other, and report the ratio (machine noise hits both alike).
+    ``learner``: ``wildamp.learner_check`` (``steps`` = env-step budget; JSON + PNG; exit 1 if the
+    stated target is missed)."""
+    import json
+
+    from wildamp import paths
+    from wildamp.bench import (
+        BACKEND_RATE_KEY, bench_env, bench_physics, bench_train, compare_backends, write_json,
+    )
+    from wildamp.config import load_config
+
+    if what == "learner":
+        return 0 if learner_check_main(out, steps=steps)["passed"] else 1
+    if what == "physics":
+        res = bench_physics(num_envs, n_control_steps=steps or 50)
+    else:
+        backends = [b.strip() for b in physics.split(",")] if physics else [None]
+
+        def run(backend: str | None) -> dict:
+            extra = [f"env.physics={backend}"] if backend else []
+            cfg = load_config(config or paths.CONFIGS_DIR / "smoke.yaml",
+                              list(overrides) + [f"trainer.num_envs={num_envs}"] + extra)
+            r = (bench_env(cfg, num_envs, n_control_steps=steps or 50) if what == "env"
+                 else bench_train(cfg, calls=steps or 2))
+            r["physics"] = backend or cfg.env.physics
+            return r
+
+        results = {b or "configured": run(b) for b in backends}
+        res = compare_backends(results, what) if len(results) > 1 else next(iter(results.values()))
+        if len(results) > 1:
+            for n, r in res[next(k for k in res if k.startswith("ratio_to_"))].items():
+                print(f"{what} {n}: {results[n][BACKEND_RATE_KEY[what]]:,.0f} /s  (x{r:.2f})")
+    print(json.dumps(res, indent=1))
+    if out:
+        print(f"→ {write_json(res, out)}")
+    return 0
+
+
 def _cmd_bench(a: argparse.Namespace) -> int:
-    from wildamp import bench
-    return bench.bench_main(a.what, num_envs=a.envs, out=a.out, config=a.config,
-                            overrides=a.overrides, steps=a.steps, physics=a.physics)
+    return bench_main(a.what, num_envs=a.envs, out=a.out, config=a.config,
+                      overrides=a.overrides, steps=a.steps, physics=a.physics)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -27,7 +27,7 @@ carries no gait information and is a bug: the original's policy-side zeros ("nev
 joint-angle heuristic that ignored the mirrored right hip ("always", right foot) both show up here
 even when both sides share the bug and no per-channel AUC can see it.
 
-CLI: ``wildamp diagnose features REF.npz OTHER.npz [--out FILE.json]`` (:func:`diagnose_features_main`);
+CLI: ``wildamp diagnose features REF.npz OTHER.npz [--out FILE.json]`` (:func:`wildamp.cli.diagnose_features_main`);
 each file is a MotionDataset npz (features computed with the config's ``features`` section) or a
 feature set npz (``samples``, ``channel_names``; :func:`save_feature_set`).
 """
@@ -47,7 +47,7 @@ __all__ = [
     "ChannelReport", "LeakReport", "channel_auc", "separability", "classifier_auc", "diagnose",
     "format_table", "print_table", "ContactActivity", "contact_activity", "CONSTANT_FRACTION", "contact_agreement",
     "random_servo_rollouts", "save_feature_set", "load_feature_set", "load_samples",
-    "diagnose_features_main", "DEFAULT_THRESHOLD",
+    "DEFAULT_THRESHOLD",
 ]
 
 #: Folded per-channel AUC at or above which a channel is flagged as a leak.
@@ -346,7 +346,7 @@ def random_servo_rollouts(model: Any, spec: Any, ids: Any, episodes: int, second
     return out
 
 
-# ============================================================================ files and CLI
+# ================================================================================== files
 
 
 def save_feature_set(path: str | os.PathLike, samples: np.ndarray, channel_names: Sequence[str]) -> None:
@@ -395,28 +395,3 @@ def load_samples(path: str | os.PathLike, config: Any = None) -> tuple[np.ndarra
         return samples, F.FeatureLayout.build(spec, cfg.features).sample_channel_names()
     raise ValueError(f"{path}: neither a feature set (samples, channel_names) nor a motion dataset "
                      f"(root_quat, joint_pos, ...); arrays: {sorted(files)}")
-
-
-def diagnose_features_main(ref_path: str | os.PathLike, other_path: str | os.PathLike,
-                           out: str | os.PathLike | None = None, config: Any = None,
-                           threshold: float = DEFAULT_THRESHOLD) -> int:
-    """CLI body of ``wildamp diagnose features REF.npz OTHER.npz [--out FILE.json]``.
-
-    Prints the leak table; writes the JSON report to ``out`` if given; returns 0. Raises ValueError
-    if the two inputs have different channels.
-    """
-    ref, ref_names = load_samples(ref_path, config)
-    other, other_names = load_samples(other_path, config)
-    if ref_names != other_names:
-        missing = [n for n in ref_names if n not in other_names]
-        extra = [n for n in other_names if n not in ref_names]
-        raise ValueError(f"{ref_path} and {other_path} have different feature channels "
-                         f"(only in the reference: {missing[:6]}; only in the other: {extra[:6]})")
-    report = diagnose(ref, other, ref_names, threshold=threshold)
-    print(f"reference: {ref_path} ({report.n_ref} samples); other: {other_path} ({report.n_other} samples)")
-    print_table(report)
-    if out is not None:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(report.to_json())
-        print(f"wrote {out}")
-    return 0

@@ -61,7 +61,6 @@ __all__ = [
     "PendulumEnv",
     "run_learner_check",
     "plot_learning_curve",
-    "learner_check_main",
 ]
 
 #: Motor torque limit (N m): the actuator gear; the control range is [-1, 1].
@@ -473,7 +472,7 @@ def run_learner_check(env_steps: int = TARGET_ENV_STEPS, seed: int = 0, num_envs
 
 
 # --------------------------------------------------------------------------------------------------
-# Plot and CLI entry
+# Plot
 # --------------------------------------------------------------------------------------------------
 
 
@@ -523,22 +522,3 @@ def plot_learning_curve(result: dict[str, Any], path: str | os.PathLike) -> Path
     fig.savefig(p, dpi=100)
     plt.close(fig)
     return p
-
-
-def learner_check_main(out: str | None, steps: int | None = None, num_envs: int | None = None,
-                       seed: int = 0) -> dict[str, Any]:
-    """`wildamp bench learner`: run the check, print a summary, write JSON + PNG (same stem)."""
-    import json
-
-    res = run_learner_check(env_steps=steps or TARGET_ENV_STEPS, seed=seed,
-                            num_envs=num_envs or LearnerCheckConfig().num_envs)
-    summary = {k: res[k] for k in ("passed", "env_steps", "wall_s", "compile_s", "eval")}
-    print(json.dumps(summary, indent=1))
-    print(f"target: {res['target']['criterion']}")
-    if out:
-        p = Path(out)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(json.dumps(res, indent=2) + "\n")
-        png = plot_learning_curve(res, p.with_suffix(".png"))
-        print(f"→ {p}\n→ {png}")
-    return res

@@ -15,7 +15,6 @@ same angle on both sides gives mirrored poses, ``-1``: the angle must be negated
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -289,21 +288,6 @@ def write_robot_config(
     )
     out.write_text(header + yaml.safe_dump(cfg, sort_keys=False, default_flow_style=None, width=100))
     return cfg
-
-
-def robot_config_main(model: str, out: str | None) -> int:
-    """CLI body of ``wildamp robot-config MODEL.xml [--out PATH]``: write the config, print, return exit code."""
-    out_path = paths.resolve(out) if out else paths.DEFAULT_ROBOT_CONFIG
-    try:
-        cfg = write_robot_config(model, out_path)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"robot-config: error: {e}", file=sys.stderr)
-        return 1
-    print(
-        f"wrote {out_path}: {len(cfg['joint_names'])} joints {cfg['joint_names']}, "
-        f"mirror signs {[m['sign'] for m in cfg['mirror']]}, total mass {cfg['total_mass']:.3f} kg"
-    )
-    return 0
 
 
 # ---------------------------------------------------------------------------------- RobotSpec

@@ -8,7 +8,6 @@ from wildamp.reference.clip import Clip, MotionDataset
 from wildamp.reference.gmr import (
     UnsafePickleError,
     convert_gmr_files,
-    convert_gmr_main,
     gmr_to_clip,
     load_gmr_pickle,
     write_gmr_pickle,
@@ -20,7 +19,6 @@ __all__ = [
     "MotionDataset",
     "UnsafePickleError",
     "convert_gmr_files",
-    "convert_gmr_main",
     "gmr_to_clip",
     "load_gmr_pickle",
     "resample_clip",

@@ -37,23 +37,20 @@ import copy
 import dataclasses
 import json
 import math
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 import mujoco
 import numpy as np
 
-from wildamp import paths, quat
-from wildamp.provenance import library_versions, machine_info
+from wildamp import quat
 from wildamp.physics import geom_ids, mj_geom_normal_forces
 from wildamp.reference.clip import Clip, MotionDataset
 from wildamp.reference.resample import resample_clip
 
 __all__ = [
     "FeasibilityThresholds", "ClipReport", "TrackingTrace", "DEFAULT_CTRL_DT", "servo_lag", "track_clip",
-    "evaluate_trace", "check_clip", "check_dataset", "format_table", "reports_to_json", "check_main",
+    "evaluate_trace", "check_clip", "check_dataset", "format_table", "reports_to_json",
     "with_friction_scale", "start_timings", "RobustnessRow", "robustness", "format_robustness",
 ]
 
@@ -564,42 +561,3 @@ def format_robustness(rows: Sequence[RobustnessRow]) -> str:
         out.append(f"{r.clip[:24]:<24} {r.friction_scale:8.2f} {r.passed:>4}/{r.runs:<3} "
                    f"{r.speed_ratio_min:5.2f}-{r.speed_ratio_max:<5.2f}  {fails}")
     return "\n".join(out)
-
-
-def check_main(dataset_path: str | os.PathLike, out_json: str | os.PathLike | None = None,
-               starts: int = 0, friction_scales: Sequence[float] = (1.0,)) -> int:
-    """CLI body of ``wildamp reference check DATASET.npz [--out FILE.json] [--starts N]
-    [--friction-scales 0.75,1,1.25]``.
-
-    Prints the table (and every failing criterion), writes the JSON if asked; returns 0 iff every
-    clip passes, 1 otherwise. With ``starts`` > 0 (or friction scales other than 1) it also runs
-    :func:`robustness` and prints its table; that part is information and does not change the
-    exit status.
-    """
-    from wildamp.robot import load_model, load_robot_spec
-
-    spec = load_robot_spec(paths.DEFAULT_ROBOT_CONFIG)
-    model = load_model(spec.model_path)
-    ds = MotionDataset.load(dataset_path, joint_names=spec.joint_names)
-    th = FeasibilityThresholds()
-    reports = check_dataset(model, spec, ds, th)
-    print(format_table(reports))
-    for r in reports:
-        for f in r.failures:
-            print(f"  {r.name}: {f}")
-    rows = None
-    if starts > 0 or tuple(friction_scales) != (1.0,):
-        settle = start_timings(starts) if starts > 0 else np.array([th.settle_time])
-        print(f"\nrobustness: {len(settle)} start timings ({settle.min():.3f}-{settle.max():.3f} s) x "
-              f"friction scales {', '.join(f'{f:g}' for f in friction_scales)}")
-        rows = robustness(model, spec, ds, settle, friction_scales, th)
-        print(format_robustness(rows))
-    if out_json is not None:
-        out = Path(out_json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        extra = {"environment": {**library_versions(("mujoco", "numpy")), **machine_info()}}
-        if rows is not None:
-            extra["robustness"] = [r.to_dict() for r in rows]
-        out.write_text(reports_to_json(reports, th, extra=extra))
-        print(f"wrote {out}")
-    return 0 if all(r.passed for r in reports) else 1

@@ -64,7 +64,7 @@ from wildamp.reference.clip import Clip, MotionDataset
 __all__ = [
     "GaitParams", "GaitPlan", "LegGeometry", "DEFAULT_SPEEDS", "DEFAULT_LATERAL_SPEEDS", "GRAVITY",
     "LIMIT_MARGIN", "leg_geometry", "leg_ik", "solve_dare", "preview_control_com", "rocking_amplitude",
-    "plan_gait", "generate_clip", "generate_dataset", "generate_main", "ensure_default_reference",
+    "plan_gait", "generate_clip", "generate_dataset", "ensure_default_reference",
     "default_gait_params", "pad_heights",
 ]
 
@@ -864,32 +864,6 @@ def generate_dataset(spec, speeds: Sequence[float] | None = None, fps: float = 5
                   "model_path": str(spec.model_path), "speeds": list(speeds),
                   "lateral_speeds": list(lateral_speeds)},
     )
-
-
-def generate_main(out: str | os.PathLike, write_gmr_dir: str | os.PathLike | None = None,
-                  speeds: Sequence[float] | None = None) -> int:
-    """CLI body of ``wildamp reference generate --out DATASET.npz [--gmr-dir DIR] [--speeds ...]``."""
-    from wildamp.robot import load_model, load_robot_spec
-
-    spec = load_robot_spec(paths.DEFAULT_ROBOT_CONFIG)
-    model = load_model(spec.model_path)
-    ds = generate_dataset(spec, speeds=speeds, model=model)
-    ds.save(out)
-    for c in ds.clips:
-        disp = np.linalg.norm(c.root_pos[-1, :2] - c.root_pos[0, :2])
-        print(f"{c.name}: {c.num_frames} frames @ {c.fps:g} Hz, {c.duration:.2f} s, "
-              f"distance {disp:.2f} m, step period {c.meta['params']['step_period']:.3f} s")
-    print(f"wrote {out}: {ds.num_clips} clips, {ds.num_frames} frames "
-          f"(check them with `wildamp reference check {out}`)")
-    if write_gmr_dir is not None:
-        from wildamp.reference.gmr import write_gmr_pickle
-
-        d = Path(write_gmr_dir)
-        d.mkdir(parents=True, exist_ok=True)
-        for c in ds.clips:
-            write_gmr_pickle(c, d / f"{c.name}.pkl")
-        print(f"wrote {ds.num_clips} GMR pickles to {d}")
-    return 0
 
 
 def ensure_default_reference(path: str | os.PathLike = paths.DEFAULT_REFERENCE) -> Path:

@@ -17,7 +17,6 @@ import io
 import math
 import os
 import pickle
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Sequence
@@ -30,7 +29,7 @@ from wildamp.reference.resample import resample_clip
 
 __all__ = [
     "UnsafePickleError", "RestrictedUnpickler", "load_gmr_pickle", "gmr_to_clip",
-    "convert_gmr_files", "write_gmr_pickle", "convert_gmr_main", "read_robot_joint_names",
+    "convert_gmr_files", "write_gmr_pickle", "read_robot_joint_names",
     "MIN_GMR_FRAMES", "REQUIRED_KEYS", "OPTIONAL_KEYS",
 ]
 
@@ -378,39 +377,3 @@ def read_robot_joint_names(robot_config: str | os.PathLike) -> tuple[str, ...]:
             "in actuator order, so its columns cannot be named unambiguously"
         )
     return tuple(names)
-
-
-def _summary_line(clip: Clip) -> str:
-    xy = clip.root_pos[:, :2]
-    dist = float(np.sum(np.linalg.norm(np.diff(xy, axis=0), axis=1)))
-    speed = dist / clip.duration if clip.duration > 0 else 0.0
-    yaw = np.unwrap(quat.yaw_of(clip.root_quat))
-    src = clip.meta.get("source_fps")
-    src_txt = f"{clip.meta.get('source_num_frames')} frames @ {src:.4g} Hz -> " if src else ""
-    line = (
-        f"{clip.name}: {src_txt}{clip.num_frames} frames @ {clip.fps:.4g} Hz, {clip.duration:.2f} s, "
-        f"mean horizontal speed {speed:.3f} m/s, heading change {np.degrees(yaw[-1] - yaw[0]):+.0f} deg, "
-        f"root height {clip.root_pos[:, 2].min():.3f}-{clip.root_pos[:, 2].max():.3f} m"
-    )
-    if clip.meta.get("ignored_keys"):
-        line += f", ignored keys {clip.meta['ignored_keys']}"
-    return line
-
-
-def convert_gmr_main(
-    files: Sequence[str | os.PathLike], robot_config: str | os.PathLike, out: str | os.PathLike,
-    target_fps: float = 50.0,
-) -> int:
-    """CLI body of ``wildamp reference convert-gmr``: convert, print one line per clip, return
-    the exit code (0 on success, 1 with the message on stderr on error; nothing written then)."""
-    try:
-        joint_names = read_robot_joint_names(robot_config)
-        ds = convert_gmr_files(files, joint_names, out, target_fps=target_fps)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    for c in ds.clips:
-        print(_summary_line(c))
-    print(f"wrote {out}: {ds.num_clips} clip(s), {ds.num_frames} frames @ {ds.fps:.4g} Hz, "
-          f"joints {list(ds.joint_names)}")
-    return 0

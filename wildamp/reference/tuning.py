@@ -19,13 +19,10 @@ first). The search is the cross-entropy method over :data:`TUNABLE_RANGES`, star
 from __future__ import annotations
 
 import itertools
-import json
 import math
-import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
-from pathlib import Path
 from typing import Sequence
 
 import mujoco
@@ -35,7 +32,7 @@ from wildamp.reference.feasibility import FeasibilityThresholds, check_clip, wit
 from wildamp.reference.generator import GaitParams, default_gait_params, generate_clip
 
 __all__ = ["TUNABLE_RANGES", "DEFAULT_SETTLE_TIMES", "GENERATION_FAILED", "TrialResult", "TuneResult",
-           "score_trial", "score_params", "tune_gait", "tune_main"]
+           "score_trial", "score_params", "tune_gait"]
 
 #: Search ranges of the tuned :class:`GaitParams` fields (SI units; ``ramp_steps`` is rounded).
 TUNABLE_RANGES: dict[str, tuple[float, float]] = {
@@ -237,37 +234,3 @@ def tune_gait(speeds: Sequence[float], iterations: int = 14, population: int = 4
         if pool is not None:
             pool.shutdown()
     return best
-
-
-def tune_main(speeds: Sequence[float], out: str | os.PathLike | None = None, iterations: int = 14,
-              population: int = 40, init: str | None = None, seed: int = 0, workers: int | None = None,
-              settle_times: Sequence[float] | None = None, friction_scales: Sequence[float] = (1.0,),
-              jitter: float = 0.0, jitter_draws: int = 0, lateral_speeds: Sequence[float] = ()) -> int:
-    """CLI body of ``wildamp reference tune --speeds 0.4 [--lateral-speeds 0.1,-0.1] [--init PARAMS.json]
-    [--out PARAMS.json]``.
-
-    Prints the best parameters and their gate runs; exit status 0 iff every run of the best set
-    passes the gate.
-    """
-    init_params = None
-    if init is not None:
-        raw = json.loads(Path(init).read_text())
-        init_params = raw.get("params", raw) if isinstance(raw, dict) else None
-        if not isinstance(init_params, dict):
-            raise ValueError(f"{init}: expected a JSON object of gait parameters (or a tune result)")
-    workers = workers or max(1, min(os.cpu_count() or 1, 8))
-    res = tune_gait(speeds, iterations=iterations, population=population, init=init_params, seed=seed,
-                    workers=workers, settle_times=settle_times or DEFAULT_SETTLE_TIMES,
-                    friction_scales=friction_scales, jitter=jitter, jitter_draws=jitter_draws,
-                    lateral_speeds=lateral_speeds)
-    print(json.dumps(res.params, indent=1))
-    print(f"score {res.score:.3f} (at most {3.5 * 1.1:.2f})")
-    print(f"{'speed':>6} {'lateral':>7} {'variant':>7} {'settle':>6} {'friction':>8} {'pass':>5} {'survived':>8} "
-          f"{'v_sim/v_ref':>11} {'slip':>5}")
-    for t in res.trials:
-        print(f"{t.speed:6.2f} {t.lateral_speed:+7.2f} {t.variant:7d} {t.settle_time:6.2f} {t.friction_scale:8.2f} {str(t.passed):>5} "
-              f"{t.survived:8.2f} {t.speed_ratio:11.2f} {t.slip_fraction:5.2f}")
-    if out is not None:
-        Path(out).write_text(json.dumps(res.to_dict(), indent=1))
-        print(f"wrote {out}")
-    return 0 if res.trials and all(t.passed for t in res.trials) else 1
