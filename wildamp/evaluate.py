@@ -16,10 +16,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from wildamp import ppo
+from wildamp.env.observations import obs_slice
 from wildamp.gait import format_table, gait_metrics
 
 SETTLE_SECONDS = 2.0   # velocity error is measured after the robot has had time to accelerate
-FORWARD_VEL_INDEX = 3  # heading-frame forward velocity in the policy observation (OBS_LAYOUT)
 
 
 class Evaluator:
@@ -42,6 +42,8 @@ class Evaluator:
         env, nets, cfg = self.env, self.trainer.networks, self.cfg
         n = self.commands.shape[0]
         keys = jax.random.split(rng, n)
+        # Heading-frame forward velocity, read from its block of the observation.
+        forward_vel = obs_slice("lin_vel_heading", env.num_joints).start
         state = jax.vmap(env.reset_with_command)(keys, jnp.asarray(self.commands))
 
         def one(carry, _):
@@ -55,7 +57,7 @@ class Evaluator:
             nxt = jax.vmap(env.with_command)(nxt, jnp.asarray(self.commands))
             out = {"alive": alive, "vel_error": nxt.vel_error, "fell": nxt.terminated & alive,
                    "contact": nxt.feet_contact, "qpos": nxt.physics.qpos,
-                   "pad_pos": nxt.prev_frame.pad_pos, "forward_vel": nxt.obs[..., FORWARD_VEL_INDEX],
+                   "pad_pos": nxt.prev_frame.pad_pos, "forward_vel": nxt.obs[..., forward_vel],
                    "amp_sample": nxt.amp_sample, "amp_valid": nxt.amp_valid > 0.5}
             alive = alive & ~(nxt.terminated | nxt.truncated)
             return (nxt, alive), out

@@ -56,10 +56,17 @@ def _clip_speed(meta: dict) -> tuple[float, float]:
     return float(meta.get("speed", np.nan)), float(meta.get("lateral_speed", 0.0))
 
 
-def load_reference_features(cfg: Config, model: mujoco.MjModel, spec: Any) -> ReferenceFeatures:
-    """The run's reference side: fitted normaliser and normalised AMP samples with their clips."""
+def load_reference_dataset(cfg: Config, spec: Any) -> MotionDataset:
+    """The configured reference clips, joints checked against the robot by name."""
+    return MotionDataset.load(reference_dataset_path(cfg), joint_names=spec.joint_names)
+
+
+def load_reference_features(cfg: Config, model: mujoco.MjModel, spec: Any,
+                            dataset: MotionDataset | None = None) -> ReferenceFeatures:
+    """The run's reference side: fitted normaliser and normalised AMP samples with their clips.
+    ``dataset``: the already loaded clips of ``cfg`` (loaded here when None)."""
     path = reference_dataset_path(cfg)
-    dataset = MotionDataset.load(path, joint_names=spec.joint_names)
+    dataset = dataset if dataset is not None else load_reference_dataset(cfg, spec)
     samples, clip_index = F.dataset_samples(dataset, model, spec, cfg.features, ctrl_dt=cfg.env.ctrl_dt)
     layout = F.FeatureLayout.build(spec, cfg.features)
     names = layout.sample_channel_names()

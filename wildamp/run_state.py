@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -131,11 +130,3 @@ def load_policy(trainer: Any, template_state: TrainState, policy_dir: str | os.P
     state = template_state._replace(ppo=template_state.ppo.replace(params=loaded["params"]),
                                     obs_norm=loaded["obs_norm"])
     return state, info
-
-
-def copy_run_files(run_dir: str | os.PathLike, out_dir: str | os.PathLike, names: tuple[str, ...]) -> None:
-    """Copy the named files of a run (those that exist) next to an exported policy."""
-    for n in names:
-        src = Path(run_dir) / n
-        if src.is_file():
-            shutil.copy2(src, Path(out_dir) / n)

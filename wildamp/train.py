@@ -176,7 +176,8 @@ class Trainer:
     def build(cls, cfg: Config) -> "Trainer":
         from wildamp.reference_data import load_reference_features
         env = WalkEnv(cfg)
-        ref = load_reference_features(cfg, env.mj_model, env.spec)
+        # The env's clips (read for its default posture / RSI, if it needed them) serve the AMP side too.
+        ref = load_reference_features(cfg, env.mj_model, env.spec, dataset=env.dataset)
         normalizer = ref.normalizer
         n = cfg.networks
         networks = ppo.make_networks(env.obs_size, env.critic_obs_size, env.action_size,

@@ -23,6 +23,17 @@ PRIVILEGED_LAYOUT: tuple[tuple[str, int], ...] = (
     ("base_height", 1), ("pad_force_tanh", 4), ("pad_height", 4), ("feet_air_time", 2))
 
 
+def obs_slice(name: str, num_joints: int) -> slice:
+    """Where block ``name`` of :data:`OBS_LAYOUT` sits in the policy observation (and the critic's)."""
+    start = 0
+    for n, size in OBS_LAYOUT:
+        size = num_joints if size is None else size
+        if n == name:
+            return slice(start, start + size)
+        start += size
+    raise KeyError(f"no observation block {name!r}; blocks: {[n for n, _ in OBS_LAYOUT]}")
+
+
 def obs_size(num_joints: int) -> int:
     return sum(num_joints if s is None else s for _, s in OBS_LAYOUT)
 

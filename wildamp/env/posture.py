@@ -22,11 +22,11 @@ from wildamp.features import FrameIds, clip_qpos, reference_qvel
 from wildamp.rotations import qmul, quat_from_yaw, quat_rotate
 
 
-def reference_mean_joints(dataset, joint_names) -> np.ndarray:
-    """Mean of every reference frame's joint positions, in ``joint_names`` order."""
-    cols = [np.asarray(c.joint_pos)[:, [list(c.joint_names).index(n) for n in joint_names]]
-            for c in dataset.clips]
-    return np.concatenate(cols).mean(axis=0)
+def reference_mean_joints(dataset, ids: FrameIds) -> np.ndarray:
+    """Mean of every reference frame's joint positions, in ``ids.joint_names`` order (joints by name
+    through :meth:`Clip.to_qpos`)."""
+    adr = list(ids.joint_qpos_adr)
+    return np.concatenate([clip_qpos(ids, c)[:, adr] for c in dataset.clips]).mean(axis=0)
 
 
 def lowest_pad_point(model: mujoco.MjModel, qpos: np.ndarray, pad_ids: np.ndarray) -> float:
@@ -40,15 +40,15 @@ def lowest_pad_point(model: mujoco.MjModel, qpos: np.ndarray, pad_ids: np.ndarra
     return float(min(z))
 
 
-def default_qpos(mode: str, home_qpos: np.ndarray, qpos_adr: np.ndarray, joint_names, dataset,
-                 model: mujoco.MjModel, pad_ids: np.ndarray) -> np.ndarray:
+def default_qpos(mode: str, home_qpos: np.ndarray, ids: FrameIds, dataset, model: mujoco.MjModel,
+                 pad_ids: np.ndarray) -> np.ndarray:
     """The env's default posture as a full qpos (see the module docstring)."""
     qpos = np.asarray(home_qpos, np.float64).copy()
     if mode == "home":
         return qpos
     if mode != "reference_mean":
         raise ValueError(f"unknown default_pose {mode!r}")
-    qpos[np.asarray(qpos_adr)] = reference_mean_joints(dataset, joint_names)
+    qpos[np.asarray(ids.joint_qpos_adr)] = reference_mean_joints(dataset, ids)
     qpos[3:7] = (1.0, 0.0, 0.0, 0.0)
     qpos[2] -= lowest_pad_point(model, qpos, pad_ids)
     return qpos

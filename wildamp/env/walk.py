@@ -89,12 +89,12 @@ class WalkEnv:
         self.frame_ids = F.FrameIds.from_model(self.mj_model, self.spec)
         needs_reference = ecfg.default_pose == "reference_mean" or ecfg.rsi_fraction > 0
         if needs_reference and dataset is None:
-            from wildamp.reference.clip import MotionDataset
-            from wildamp.reference_data import reference_dataset_path
-            dataset = MotionDataset.load(reference_dataset_path(cfg), joint_names=self.spec.joint_names)
+            from wildamp.reference_data import load_reference_dataset
+            dataset = load_reference_dataset(cfg, self.spec)
+        self.dataset = dataset  # the reference clips, when the env needed them (else None)
         self.default_qpos = jnp.asarray(default_qpos(
-            ecfg.default_pose, self.spec.home_qpos, self.spec.qpos_adr, self.spec.joint_names, dataset,
-            self.mj_model, self.pad_ids), dtype=jnp.float32)
+            ecfg.default_pose, self.spec.home_qpos, self.frame_ids, dataset, self.mj_model, self.pad_ids),
+            dtype=jnp.float32)
         self.default_joints = self.default_qpos[self.qpos_adr]
         self.rsi: RsiTable | None = (
             rsi_table(dataset, self.frame_ids, ecfg.rsi_skip_seconds, ecfg.command.forward_range,
@@ -169,9 +169,9 @@ class WalkEnv:
 
     def with_command(self, state: EnvState, command: jax.Array) -> EnvState:
         """``state`` with its command (and the command entries of the observations) replaced."""
-        o = self.obs_size
-        return state._replace(command=command, obs=state.obs.at[o - 3:o].set(command),
-                              critic_obs=state.critic_obs.at[o - 3:o].set(command))
+        c = O.obs_slice("command", self.num_joints)
+        return state._replace(command=command, obs=state.obs.at[c].set(command),
+                              critic_obs=state.critic_obs.at[c].set(command))
 
     def _observe(self, frame, command, last_action, pad_force, air_time, pad_z):
         return O.observe(frame.qpos, frame.qvel, frame.qpos[self.qpos_adr] - self.default_joints,
