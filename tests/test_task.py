@@ -50,3 +50,73 @@ def test_standing_still_earns_at_most_a_third_of_the_tracking_reward(env):
     assert standing <= 0.37, f"standing earns {standing:.2f} of the maximum at {slowest} m/s"
     # ... while a robot within 0.03 m/s of the command still earns most of it.
     assert np.exp(-0.03 ** 2 / sigma) >= 0.85
+
+
+def _reference_foot_heights(env, clip) -> np.ndarray:
+    """(T, 2) lowest-pad height above rest of each foot along a reference clip (MuJoCo FK)."""
+    import mujoco
+    from wildamp.features import clip_qpos
+    d = mujoco.MjData(env.mj_model)
+    z = []
+    for q in clip_qpos(env.frame_ids, clip):
+        d.qpos[:] = q
+        mujoco.mj_kinematics(env.mj_model, d)
+        z.append(d.geom_xpos[np.asarray(env.pad_ids), 2] - env.pad_rest_height)
+    z = np.asarray(z)
+    return np.stack([z[:, :2].min(1), z[:, 2:].min(1)], axis=1)
+
+
+def test_the_reference_gait_earns_the_gait_clock_reward_and_standing_does_not(env):
+    """The clock's period and swing height describe the reference gait: played in phase, the
+    reference earns ≥ 0.85 of the feet_phase maximum; standing on both feet earns less than half
+    of that (so the term pays for stepping in time, not for standing)."""
+    import jax
+    import jax.numpy as jnp
+    from wildamp.env.rewards import RewardInputs, feet_phase
+    ecfg = env.cfg.env
+    assert ecfg.gait_period > 0
+    ds = MotionDataset.load(reference_dataset_path(env.cfg), joint_names=env.spec.joint_names)
+    clip = next(c for c in ds.clips if c.name.startswith("walk_fwd"))
+    skip = int(round(ecfg.rsi_skip_seconds * clip.fps))
+    heights = _reference_foot_heights(env, clip)[skip:]
+    t = np.arange(len(heights)) / clip.fps
+
+    def one(h, phase):
+        x = RewardInputs(**{f: None for f in RewardInputs._fields})
+        return feet_phase(x._replace(cfg=ecfg, moving_command=jnp.ones(()), foot_height=h, gait_phase=phase))
+
+    per_frame = jax.jit(jax.vmap(one))
+
+    def mean_reward(h: np.ndarray, offset: float) -> float:
+        return float(per_frame(jnp.asarray(h), jnp.asarray((t / ecfg.gait_period + offset) % 1.0)).mean())
+
+    offsets = np.linspace(0.0, 1.0, 20, endpoint=False)
+    in_phase = max(mean_reward(heights, o) for o in offsets)
+    standing = mean_reward(np.zeros_like(heights), 0.0)
+    assert in_phase >= 0.85, in_phase
+    assert standing <= 0.5 * in_phase, (standing, in_phase)
+
+
+def test_the_policy_observes_the_gait_phase(env):
+    import jax
+    import jax.numpy as jnp
+    from wildamp.env.observations import gait_clock, obs_size
+    assert env.obs_size == obs_size(env.num_joints) + 2
+    assert env.spec_dict()["obs_layout"][-1] == ["gait_phase", 2]
+    state = jax.jit(env.reset)(jax.random.PRNGKey(0))
+    step = jax.jit(env.step)
+    for _ in range(7):
+        state = step(state, jnp.zeros(env.action_size))
+    phase = 7 * env.cfg.env.ctrl_dt / env.cfg.env.gait_period
+    np.testing.assert_allclose(np.asarray(state.obs[-2:]), np.asarray(gait_clock(jnp.asarray(phase))), atol=1e-5)
+    assert float(state.reward_terms["feet_phase"]) > 0.0
+
+
+def test_without_a_clock_there_is_no_phase_block_and_no_phase_reward():
+    import jax
+    import jax.numpy as jnp
+    from wildamp.env.observations import obs_size
+    env = WalkEnv(load_config(CPU, ["env.physics=mujoco", "env.gait_period=0", "env.rsi_fraction=0"]))
+    assert env.obs_size == obs_size(env.num_joints)
+    state = jax.jit(env.step)(jax.jit(env.reset)(jax.random.PRNGKey(0)), jnp.zeros(env.action_size))
+    assert float(state.reward_terms["feet_phase"]) == 0.0

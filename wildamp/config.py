@@ -114,6 +114,11 @@ class EnvConfig:
     # Reference state initialisation: fraction of resets that start at a random reference frame.
     rsi_fraction: float = req(**_rng(0.0, 1.0))
     rsi_skip_seconds: float = req(**_rng(0.0, None))   # frames before this (start from standing) are not used
+    # Gait clock: period (s) of one left+right stepping cycle; the policy observes the phase and the
+    # ``feet_phase`` reward term asks each foot to swing (to ``swing_height`` m) in its half of the
+    # cycle. 0 = no clock (the observation has no phase block and ``feet_phase`` is 0).
+    gait_period: float = req(**_rng(0.0, None))
+    swing_height: float = req(**_rng(0.0, None, lo_open=True))
     command: CommandConfig = req()
     domain_randomization: DomainRandomizationConfig = req()
 

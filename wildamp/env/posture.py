@@ -29,15 +29,27 @@ def reference_mean_joints(dataset, ids: FrameIds) -> np.ndarray:
     return np.concatenate([clip_qpos(ids, c)[:, adr] for c in dataset.clips]).mean(axis=0)
 
 
-def lowest_pad_point(model: mujoco.MjModel, qpos: np.ndarray, pad_ids: np.ndarray) -> float:
-    """World z of the lowest corner of the (box) sole pads at ``qpos``."""
+def _pad_centres_and_lowest_corners(model: mujoco.MjModel, qpos: np.ndarray,
+                                    pad_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """World z of each (box) sole pad's centre and of its lowest corner at ``qpos``."""
     d = mujoco.MjData(model)
     d.qpos[:] = qpos
     mujoco.mj_kinematics(model, d)
     signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], float)
-    z = [(d.geom_xpos[g] + (signs * model.geom_size[g]) @ d.geom_xmat[g].reshape(3, 3).T)[:, 2].min()
-         for g in pad_ids]
-    return float(min(z))
+    lowest = [(d.geom_xpos[g] + (signs * model.geom_size[g]) @ d.geom_xmat[g].reshape(3, 3).T)[:, 2].min()
+              for g in pad_ids]
+    return d.geom_xpos[np.asarray(pad_ids), 2].copy(), np.asarray(lowest)
+
+
+def lowest_pad_point(model: mujoco.MjModel, qpos: np.ndarray, pad_ids: np.ndarray) -> float:
+    """World z of the lowest corner of the (box) sole pads at ``qpos``."""
+    return float(_pad_centres_and_lowest_corners(model, qpos, pad_ids)[1].min())
+
+
+def resting_pad_height(model: mujoco.MjModel, qpos: np.ndarray, pad_ids: np.ndarray) -> float:
+    """Height of a pad's centre above the floor when its foot stands flat in posture ``qpos``."""
+    centre, lowest = _pad_centres_and_lowest_corners(model, qpos, pad_ids)
+    return float(np.min(centre - lowest))
 
 
 def default_qpos(mode: str, home_qpos: np.ndarray, ids: FrameIds, dataset, model: mujoco.MjModel,

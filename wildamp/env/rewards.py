@@ -37,6 +37,8 @@ class RewardInputs(NamedTuple):
     first_contact: jax.Array    # (2,) bool: the foot touched down in this step
     pad_contact: jax.Array      # (P,) bool: pad carries more than the contact threshold
     pad_vel: jax.Array          # (P, 3) pad velocities (finite difference)
+    foot_height: jax.Array      # (2,) lowest pad of each foot above its resting height (m)
+    gait_phase: jax.Array       # () gait-clock phase in cycles [0, 1) (0 without a clock)
     moving_command: jax.Array   # () bool: the command asks for motion
     terminated: jax.Array       # () bool
 
@@ -113,6 +115,23 @@ def feet_slip(x: RewardInputs) -> jax.Array:
 @reward_term
 def pose(x: RewardInputs) -> jax.Array:
     return jnp.sum((x.joint_pos - x.default_joint_pos) ** 2)
+
+
+def swing_height_targets(phase: jax.Array, swing_height: float) -> jax.Array:
+    """(2,) target height of the (left, right) foot at gait ``phase``: the left foot swings in the
+    first half of the cycle and the right in the second, each along a half sine; the other is down."""
+    s = jnp.sin(2.0 * jnp.pi * phase)
+    return swing_height * jnp.stack([jnp.maximum(s, 0.0), jnp.maximum(-s, 0.0)])
+
+
+@reward_term
+def feet_phase(x: RewardInputs) -> jax.Array:
+    """exp(−Σ_feet (height − target(phase))² / (swing_height/2)²): alternating single support on the
+    gait clock (1 when both feet follow their schedule); 0 without a clock or a moving command."""
+    if x.cfg.gait_period <= 0.0:
+        return jnp.zeros(())
+    err = x.foot_height - swing_height_targets(x.gait_phase, x.cfg.swing_height)
+    return jnp.exp(-jnp.sum(err ** 2) / (0.5 * x.cfg.swing_height) ** 2) * x.moving_command
 
 
 @reward_term

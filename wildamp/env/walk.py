@@ -25,7 +25,7 @@ from wildamp import paths
 from wildamp.config import Config
 from wildamp.env import observations as O
 from wildamp.env.backends import make_backend
-from wildamp.env.posture import RsiTable, default_qpos, rsi_table, sample_rsi
+from wildamp.env.posture import RsiTable, default_qpos, resting_pad_height, rsi_table, sample_rsi
 from wildamp.env.randomization import sample_randomization
 from wildamp.env.rewards import REWARD_TERMS, RewardInputs, reward_terms, weighted_sum
 from wildamp.physics import geom_ids
@@ -112,8 +112,12 @@ class WalkEnv:
         self.layout = F.FeatureLayout.build(self.spec, cfg.features)
         self.feature_params = F.FeatureParams.from_config(cfg.features, self.spec, self.mj_model)
         self.total_mass = float(self.spec.total_mass)
-        self.obs_size = O.obs_size(J)
-        self.critic_obs_size = O.critic_obs_size(J, ecfg.privileged_critic)
+        self.gait_clock = ecfg.gait_period > 0.0
+        self.obs_layout = O.policy_layout(J, self.gait_clock)
+        self.obs_size = O.obs_size(J, self.gait_clock)
+        self.critic_obs_size = O.critic_obs_size(J, ecfg.privileged_critic, self.gait_clock)
+        # Height of the pad centres when a foot rests on the floor (feet_phase measures lift from it).
+        self.pad_rest_height = float(resting_pad_height(self.mj_model, np.asarray(self.default_qpos), self.pad_ids))
         self.action_size = J
         self.reward_weights = {k: float(getattr(cfg.reward_weights, k)) for k in REWARD_TERMS}
         self.amp_sample_size = cfg.features.history * self.layout.size
@@ -173,10 +177,17 @@ class WalkEnv:
         return state._replace(command=command, obs=state.obs.at[c].set(command),
                               critic_obs=state.critic_obs.at[c].set(command))
 
-    def _observe(self, frame, command, last_action, pad_force, air_time, pad_z):
+    def gait_phase(self, step_count: jax.Array) -> jax.Array:
+        """Gait-clock phase (cycles, [0, 1)) after ``step_count`` control steps of an episode."""
+        if not self.gait_clock:
+            return jnp.zeros(())
+        return jnp.mod(step_count * self.cfg.env.ctrl_dt / self.cfg.env.gait_period, 1.0)
+
+    def _observe(self, frame, command, last_action, pad_force, air_time, pad_z, step_count):
         return O.observe(frame.qpos, frame.qvel, frame.qpos[self.qpos_adr] - self.default_joints,
                          frame.qvel[self.qvel_adr], command, last_action, pad_force, air_time, pad_z,
-                         self.cfg.env.privileged_critic, self.cfg.env.contact_force_scale)
+                         self.cfg.env.privileged_critic, self.cfg.env.contact_force_scale,
+                         phase=self.gait_phase(step_count) if self.gait_clock else None)
 
     def _initial_state(self, qpos: jax.Array, qvel: jax.Array, command: jax.Array, rng: jax.Array,
                        dr: jax.Array) -> EnvState:
@@ -184,7 +195,8 @@ class WalkEnv:
         physics, pf = self.backend.initial(qpos, qvel, qpos[self.qpos_adr])
         frame = F.frame_from_pads(self.frame_ids, pf.qpos, pf.qvel, pf.pad_pos, pf.pad_force)
         zeros_a = jnp.zeros(J)
-        obs, critic = self._observe(pf, command, zeros_a, pf.pad_force, jnp.zeros(2), pf.pad_pos[:, 2])
+        obs, critic = self._observe(pf, command, zeros_a, pf.pad_force, jnp.zeros(2), pf.pad_pos[:, 2],
+                                    jnp.zeros((), jnp.int32))
         return EnvState(
             physics=physics, obs=obs, critic_obs=critic, reward=jnp.zeros(()),
             terminated=jnp.zeros((), bool), truncated=jnp.zeros((), bool), final_critic_obs=critic,
@@ -224,6 +236,9 @@ class WalkEnv:
             (-gravity_body[2] < self._cos_max_tilt)
         finite = jnp.all(jnp.isfinite(pf.qpos)) & jnp.all(jnp.isfinite(pf.qvel))
         terminated = terminated | ~finite
+        step_count = state.step_count + 1
+        pad_lift = frame.pad_pos[:, 2] - self.pad_rest_height
+        foot_height = jnp.stack([jnp.minimum(pad_lift[0], pad_lift[1]), jnp.minimum(pad_lift[2], pad_lift[3])])
         terms = reward_terms(RewardInputs(
             cfg=ecfg, command=state.command, lin_vel_heading=lin_h, ang_vel_heading=ang_h,
             gravity_body=gravity_body, base_height=pos[2], action=action, last_action=state.last_action,
@@ -231,18 +246,18 @@ class WalkEnv:
             default_joint_pos=self.default_joints, actuator_force=pf.actuator_force, air_time=air_time,
             first_contact=first_contact, pad_contact=forces > ecfg.contact_force_threshold,
             pad_vel=(frame.pad_pos - state.prev_frame.pad_pos) / dt,
+            foot_height=foot_height, gait_phase=self.gait_phase(step_count),
             moving_command=jnp.linalg.norm(state.command) > 0.05, terminated=terminated))
         reward = weighted_sum(terms, self.reward_weights)
         air_time = jnp.where(contact, 0.0, air_time)
 
-        step_count = state.step_count + 1
         truncated = (step_count >= self.episode_steps) & ~terminated
         # Commands are resampled on a timer as well as on reset.
         rng, k_cmd, k_reset = jax.random.split(state.rng, 3)
         k_dr = jax.random.fold_in(k_reset, 1)
         resample = (step_count % self.resample_steps) == 0
         cmd = jnp.where(resample, self.sample_command(k_cmd), state.command)
-        obs, critic = self._observe(pf, cmd, action, forces, air_time, frame.pad_pos[:, 2])
+        obs, critic = self._observe(pf, cmd, action, forces, air_time, frame.pad_pos[:, 2], step_count)
 
         stepped = state._replace(
             physics=physics, obs=obs, critic_obs=critic, reward=reward, terminated=terminated,
@@ -270,7 +285,7 @@ class WalkEnv:
         """Everything a checkpoint must agree on to be loadable (observation/action/feature layout)."""
         return {
             "joint_names": list(self.spec.joint_names),
-            "obs_layout": [[n, s if s is not None else self.num_joints] for n, s in OBS_LAYOUT],
+            "obs_layout": [[n, s] for n, s in self.obs_layout],
             "obs_size": self.obs_size,
             "critic_obs_size": self.critic_obs_size,
             "action_size": self.action_size,
