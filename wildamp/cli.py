@@ -21,26 +21,43 @@ def _add_set(p: argparse.ArgumentParser) -> None:
                    help="override a config value (repeatable); validated like the file")
 
 
-def robot_config_main(model: str, out: str | None) -> int:
-    """CLI body of ``wildamp robot-config MODEL.xml [--out PATH]``: write the config, print, return exit code."""
+def robot_config_main(model: str, out: str | None, home: str | None = None,
+                      sites: Sequence[str] = (), tolerances: Sequence[str] = ()) -> int:
+    """CLI body of ``wildamp robot-config MODEL.xml [--out PATH] [--home J=V,...] [--site ROLE=NAME]
+    [--tolerance KEY=VALUE]``: write the config, print what was checked, return the exit code
+    (0 written, 1 a check failed: asymmetric or not standing, 2 unusable input)."""
     from wildamp import paths
-    from wildamp.robot import write_robot_config
+    from wildamp.home_pose import parse_joint_values
+    from wildamp.robot import parse_site_names, write_robot_config
+    from wildamp.symmetry import RobotCheckError, parse_tolerances
 
     out_path = paths.resolve(out) if out else paths.DEFAULT_ROBOT_CONFIG
     try:
-        cfg = write_robot_config(model, out_path)
+        options = {"home": parse_joint_values(home) if home is not None else None,
+                   "sites": parse_site_names(sites), "tolerances": parse_tolerances(tolerances)}
+        result = write_robot_config(model, out_path, **options)
+    except RobotCheckError as e:
+        print(f"robot-config: check failed: {e}", file=sys.stderr)
+        return 1
     except (FileNotFoundError, ValueError) as e:
         print(f"robot-config: error: {e}", file=sys.stderr)
-        return 1
-    print(
-        f"wrote {out_path}: {len(cfg['joint_names'])} joints {cfg['joint_names']}, "
-        f"mirror signs {[m['sign'] for m in cfg['mirror']]}, total mass {cfg['total_mass']:.3f} kg"
-    )
+        return 2
+    cfg = result.config
+    worst = ", ".join(f"{k} " + (f"{v:.3g} ({where})" if v > 1e-9 else "0")  # round-off reads 0
+                      for k, (v, where) in sorted(result.symmetry.items()))
+    absent = [r for r, n in zip(("pad", "foot", "imu"), (cfg["pad_sites"], cfg["foot_sites"], [cfg["imu_site"]]))
+              if None in n]
+    print(f"wrote {out_path}: {len(cfg['joint_names'])} joints {cfg['joint_names']}, "
+          f"mirror signs {[m['sign'] for m in cfg['mirror']]}, total mass {cfg['total_mass']:.3f} kg")
+    print(f"symmetry in the pelvis frame: worst {worst}; tolerances {result.tolerances.describe()}")
+    print(f"home: {cfg['home_source']}; {result.standing.describe()}")
+    if absent:
+        print(f"sites not in the model (optional; rename with --site ROLE=NAME): {absent}")
     return 0
 
 
 def _cmd_robot_config(a: argparse.Namespace) -> int:
-    return robot_config_main(a.model, a.out)
+    return robot_config_main(a.model, a.out, a.home, a.site, a.tolerance)
 
 
 def _cmd_config_check(a: argparse.Namespace) -> int:
@@ -456,6 +473,15 @@ def build_parser() -> argparse.ArgumentParser:
     rc = sub.add_parser("robot-config", help="generate robot_config.yaml from an MJCF model")
     rc.add_argument("model")
     rc.add_argument("--out", default=None, help="default: assets/robot_config.yaml")
+    rc.add_argument("--home", default=None, metavar="JOINT=RAD,...",
+                    help="generate the home pose from these joint angles (others at 0) instead of the "
+                         "'home' keyframe; without a keyframe the home pose is generated anyway")
+    rc.add_argument("--site", action="append", default=[], metavar="ROLE=NAME",
+                    help="a site named otherwise (roles: imu, left_toe, left_heel, right_toe, right_heel, "
+                         "left_foot, right_foot); sites are optional")
+    rc.add_argument("--tolerance", action="append", default=[], metavar="KEY=VALUE",
+                    help="symmetry tolerance (mass 0.02 relative, length 0.003 m, inertia 0.10 relative, "
+                         "axis 0.02, range 0.001 rad)")
     rc.set_defaults(fn=_cmd_robot_config)
 
     cfg = sub.add_parser("config", help="config utilities").add_subparsers(dest="sub", required=True)
