@@ -127,27 +127,50 @@ def _clip_summary_line(clip: Clip) -> str:
 
 def convert_gmr_main(
     files: Sequence[str | os.PathLike], robot_config: str | os.PathLike, out: str | os.PathLike,
-    target_fps: float = 50.0,
+    target_fps: float = 50.0, source_robot_config: str | os.PathLike | None = None,
+    quat_order: str | None = None,
 ) -> int:
-    """CLI body of ``wildamp reference convert-gmr``: convert, print one line per clip, return
-    the exit code (0 on success, 1 with the message on stderr on error; nothing written then)."""
+    """CLI body of ``wildamp reference convert-gmr``: convert (joint signs from the source robot's
+    axes, quaternion order checked), print one line per clip and the conversion report, write the
+    dataset with the report in its metadata. Exit code 0 written, 1 a convention check failed,
+    2 unusable input; nothing is written unless 0."""
+    from wildamp.reference.conventions import ConventionError, joint_signs
+    from wildamp.reference.conversion_report import dataset_reports, format_report_table
     from wildamp.reference.gmr import convert_gmr_files, read_robot_joint_names
+    from wildamp.robot import load_model, load_robot_spec
 
     try:
-        joint_names = read_robot_joint_names(robot_config)
-        ds = convert_gmr_files(files, joint_names, out, target_fps=target_fps)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        target = load_robot_spec(robot_config)
+        source = load_robot_spec(source_robot_config) if source_robot_config is not None else target
+        joint_names = read_robot_joint_names(source_robot_config or robot_config)
+        signs = joint_signs(source.joint_names, source.joint_axes, target.joint_names, target.joint_axes,
+                            source=f"source ({source_robot_config or robot_config})", target=f"target ({robot_config})")
+        ds = convert_gmr_files(files, joint_names, None, target_fps=target_fps, quat_order=quat_order,
+                               joint_signs=signs)
+        reports = dataset_reports(load_model(target.model_path), target, ds)
+    except ConventionError as e:
+        print(f"convert-gmr: check failed: {e}", file=sys.stderr)
         return 1
+    except (ValueError, FileNotFoundError, KeyError) as e:
+        print(f"convert-gmr: error: {e}", file=sys.stderr)
+        return 2
+    ds.metadata.update(robot_config=str(robot_config), source_robot_config=str(source_robot_config or robot_config),
+                       conversion_report=reports)
+    ds.save(out)
     for c in ds.clips:
         print(_clip_summary_line(c))
+    negated = ds.metadata["joints_negated"]
+    if negated:
+        print(f"joints negated (their axes are reversed between source and target): {negated}")
+    print(format_report_table(reports))
     print(f"wrote {out}: {ds.num_clips} clip(s), {ds.num_frames} frames @ {ds.fps:.4g} Hz, "
           f"joints {list(ds.joint_names)}")
     return 0
 
 
 def _cmd_ref_convert(a: argparse.Namespace) -> int:
-    return convert_gmr_main(a.files, a.robot_config, a.out)
+    return convert_gmr_main(a.files, a.robot_config, a.out, source_robot_config=a.source_robot_config,
+                            quat_order=a.quat_order)
 
 
 def check_main(dataset_path: str | os.PathLike, out_json: str | os.PathLike | None = None,
@@ -498,7 +521,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(fn=_cmd_ref_generate)
     conv = ref.add_parser("convert-gmr", help="convert GMR motion pickles to a dataset (.npz)")
     conv.add_argument("files", nargs="+")
-    conv.add_argument("--robot-config", required=True)
+    conv.add_argument("--robot-config", required=True, help="the target robot's config")
+    conv.add_argument("--source-robot-config", default=None,
+                      help="config of the robot the clips were made for (default: the target's); joint "
+                           "angles are negated where its axes are reversed")
+    conv.add_argument("--quat-order", choices=["xyzw", "wxyz"], default=None,
+                      help="order of root_rot (default: xyzw, refused if it reads as upside down, "
+                           "backwards or leaning; stating it skips that check)")
     conv.add_argument("--out", required=True)
     conv.set_defaults(fn=_cmd_ref_convert)
     rchk = ref.add_parser("check", help="feasibility gate: PD-track every clip in MuJoCo")
