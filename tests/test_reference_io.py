@@ -492,9 +492,9 @@ def test_convert_gmr_main_summary_report_and_errors(tmp_path, capsys):
     dump(dict(gmr_dict(walking_clip(33.3, 1.0)), dof_pos=np.zeros((34, 8))), tmp_path / "eight.pkl")
     assert convert_gmr_main([tmp_path / "eight.pkl"], _robot_yaml(tmp_path), tmp_path / "other.npz") == 2
     assert "wrong joint count" in capsys.readouterr().err
-    mixed = _robot_yaml(tmp_path, "mixed.yaml", actuator_names=list(reversed(NAMES)))
-    assert convert_gmr_main([a], mixed, tmp_path / "other.npz") == 2
-    assert "actuator_names" in capsys.readouterr().err
+    stale = _robot_yaml(tmp_path, "stale.yaml", version=1)
+    assert convert_gmr_main([a], stale, tmp_path / "other.npz") == 2
+    assert "regenerate it with `wildamp robot-config" in capsys.readouterr().err
     assert not (tmp_path / "other.npz").exists()
 
 

@@ -136,16 +136,16 @@ def convert_gmr_main(
     2 unusable input; nothing is written unless 0."""
     from wildamp.reference.conventions import ConventionError, joint_signs
     from wildamp.reference.conversion_report import dataset_reports, format_report_table
-    from wildamp.reference.gmr import convert_gmr_files, read_robot_joint_names
+    from wildamp.reference.gmr import convert_gmr_files
     from wildamp.robot import load_model, load_robot_spec
 
     try:
         target = load_robot_spec(robot_config)
         source = load_robot_spec(source_robot_config) if source_robot_config is not None else target
-        joint_names = read_robot_joint_names(source_robot_config or robot_config)
         signs = joint_signs(source.joint_names, source.joint_axes, target.joint_names, target.joint_axes,
                             source=f"source ({source_robot_config or robot_config})", target=f"target ({robot_config})")
-        ds = convert_gmr_files(files, joint_names, None, target_fps=target_fps, quat_order=quat_order,
+        # GMR dof_pos columns are the source robot's actuator order, which its joint_names follow.
+        ds = convert_gmr_files(files, source.joint_names, None, target_fps=target_fps, quat_order=quat_order,
                                joint_signs=signs)
         reports = dataset_reports(load_model(target.model_path), target, ds)
     except ConventionError as e:

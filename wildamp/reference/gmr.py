@@ -30,7 +30,7 @@ from wildamp.reference.resample import resample_clip
 
 __all__ = [
     "UnsafePickleError", "RestrictedUnpickler", "load_gmr_pickle", "gmr_to_clip",
-    "convert_gmr_files", "write_gmr_pickle", "read_robot_joint_names",
+    "convert_gmr_files", "write_gmr_pickle",
     "MIN_GMR_FRAMES", "REQUIRED_KEYS", "OPTIONAL_KEYS",
 ]
 
@@ -355,30 +355,3 @@ def write_gmr_pickle(
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-
-
-def read_robot_joint_names(robot_config: str | os.PathLike) -> tuple[str, ...]:
-    """The ``joint_names`` list of a robot_config.yaml (the actuator order)."""
-    import yaml
-
-    robot_config = Path(robot_config)
-    if not robot_config.is_file():
-        raise FileNotFoundError(f"robot config {robot_config} does not exist")
-    with open(robot_config) as f:
-        cfg = yaml.safe_load(f)
-    if not isinstance(cfg, dict) or "joint_names" not in cfg:
-        raise ValueError(f"{robot_config}: missing key 'joint_names'")
-    names = cfg["joint_names"]
-    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-        raise ValueError(f"{robot_config}: joint_names must be a non-empty list of strings, got {names!r}")
-    if len(set(names)) != len(names):
-        raise ValueError(f"{robot_config}: joint_names has duplicates: {names}")
-    # GMR dof_pos columns follow the actuator order; naming them by joint_names is only right
-    # when the two lists agree (they do for WildRobot: each actuator drives the joint of its name).
-    act = cfg.get("actuator_names")
-    if act is not None and list(act) != names:
-        raise ValueError(
-            f"{robot_config}: actuator_names {act} differ from joint_names {names}; GMR dof_pos is "
-            "in actuator order, so its columns cannot be named unambiguously"
-        )
-    return tuple(names)
