@@ -171,3 +171,20 @@ def test_random_servo_rollouts_carry_real_contact_forces():
     moving = D.random_servo_rollouts(model, spec, ids, episodes=2, seconds=1.0, ctrl_dt=0.02,
                                      action_scale=0.5, amplitude=0.1, seed=3)
     assert len(moving) == 2 and np.ptp(np.asarray(moving[0].qpos)[:, 7:], axis=0).max() > 0.02
+
+
+def test_channel_near_constant_on_one_side_is_flagged_by_magnitude():
+    """A rate moving on one side and near-constant on the other around the same centre: the raw AUC
+    sees nothing (≈ 0.5), |x − median| separates perfectly, and the variance ratio says by how much."""
+    rng = np.random.default_rng(3)
+    t = np.linspace(0.0, 20.0, 2000)
+    ref = np.stack([np.sin(2 * np.pi * 1.3 * t), rng.normal(size=t.size)], axis=1)
+    other = np.stack([1e-3 * rng.normal(size=t.size), rng.normal(size=t.size)], axis=1)
+    rep = D.separability(ref, other, ["pelvis_rate", "noise"])
+    rate, noise = rep
+    assert rate.folded_auc < 0.6 and rate.magnitude_auc > 0.95 and rate.log_var_ratio < -10
+    assert rate.flagged and rate.reason == "magnitude"
+    assert not noise.flagged and noise.magnitude_auc < 0.6 and abs(noise.log_var_ratio) < 0.2
+    # The mirror case (constant in the reference) stays the normaliser's job: noted, not flagged.
+    swapped = D.separability(np.stack([np.zeros(t.size), ref[:, 1]], 1), ref, ["pelvis_rate", "noise"])
+    assert not swapped[0].flagged and swapped[0].reason == "reference constant"

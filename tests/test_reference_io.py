@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pathlib
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -380,7 +381,7 @@ def _bad_inputs(src: Clip):
         "fps_string": (dict(good, fps="33.3"), r"fps must be a number"),
         "too_short": (short, rf"too short: {MIN_GMR_FRAMES - 1} frame\(s\), at least {MIN_GMR_FRAMES}"),
         "non_unit": (dict(good, root_rot=good["root_rot"] * 1.5), "not a unit quaternion"),
-        "wxyz_as_xyzw": (swapped, r"upside down in 100% of frames.*must be xyzw"),
+        "wxyz_as_xyzw": (swapped, r"upside down in 100% of frames.*likely stored wxyz.*--quat-order wxyz"),
         "num_frames": (dict(good, num_frames=n + 5), "num_frames says"),
         "object_array": (dict(good, dof_pos=good["dof_pos"].astype(object)), "dtype object, not plain data"),
         "set_value": (dict(good, robot={"a", "b"}), "is a set, not plain data"),
@@ -448,13 +449,20 @@ def test_malicious_pickle_refused_without_side_effect(tmp_path, kind, refused):
     assert not target.exists() and not out.exists()
 
 
-def _robot_yaml(tmp_path, names=NAMES) -> pathlib.Path:
-    p = tmp_path / "robot_config.yaml"
-    p.write_text("model: assets/scene.xml\njoint_names:\n" + "".join(f"  - {n}\n" for n in names))
+def _robot_yaml(tmp_path, name="robot_config.yaml", **changes) -> pathlib.Path:
+    """The shipped robot config with some keys changed, written to ``tmp_path / name``."""
+    import yaml
+
+    from wildamp.paths import DEFAULT_ROBOT_CONFIG
+
+    cfg = yaml.safe_load(DEFAULT_ROBOT_CONFIG.read_text())
+    cfg["model_path"] = str(DEFAULT_ROBOT_CONFIG.parent / "scene.xml")
+    p = tmp_path / name
+    p.write_text(yaml.safe_dump(dict(cfg, **changes)))
     return p
 
 
-def test_convert_gmr_main_summary_and_errors(tmp_path, capsys):
+def test_convert_gmr_main_summary_report_and_errors(tmp_path, capsys):
     a = tmp_path / "a" / "clip.pkl"
     b = tmp_path / "b" / "clip.pkl"  # same stem: names are made unique with the folder
     write_gmr_pickle(walking_clip(33.3, 2.0), a)
@@ -463,37 +471,109 @@ def test_convert_gmr_main_summary_and_errors(tmp_path, capsys):
     assert convert_gmr_main([a, b], _robot_yaml(tmp_path), out) == 0
     printed = capsys.readouterr().out
     assert "a/clip:" in printed and "b/clip:" in printed and "mean horizontal speed" in printed
+    assert "joints within 0.01 rad of a limit" in printed  # the conversion report table
     ds = MotionDataset.load(out, joint_names=NAMES)
     assert ds.clip_names == ("a/clip", "b/clip") and ds.metadata["files"] == [str(a), str(b)]
+    report = ds.metadata["conversion_report"]["b/clip"]
+    assert report["duration_s"] == pytest.approx(ds.clip("b/clip").duration)
+    assert set(report["near_limit_fraction"]) == set(NAMES) and ds.metadata["joints_negated"] == []
 
     before = out.read_bytes()
     dump(dict(gmr_dict(walking_clip(33.3, 1.0)), fps=float("nan")), tmp_path / "nanfps.pkl")
-    assert convert_gmr_main([a, tmp_path / "nanfps.pkl"], _robot_yaml(tmp_path), out) == 1
+    assert convert_gmr_main([a, tmp_path / "nanfps.pkl"], _robot_yaml(tmp_path), out) == 2
     err = capsys.readouterr().err
-    assert "nanfps.pkl" in err and "fps must be finite" in err
+    assert "nanfps.pkl" in err and "fps must be finite" in err and len(err.strip().splitlines()) == 1
     assert out.read_bytes() == before  # an existing dataset is left untouched on error
 
     bad_yaml = tmp_path / "no_names.yaml"
     bad_yaml.write_text("model: x.xml\n")
-    assert convert_gmr_main([a], bad_yaml, tmp_path / "other.npz") == 1
-    assert "missing key 'joint_names'" in capsys.readouterr().err
-    assert convert_gmr_main([a], _robot_yaml(tmp_path, NAMES[:8]), tmp_path / "other.npz") == 1
+    assert convert_gmr_main([a], bad_yaml, tmp_path / "other.npz") == 2
+    assert "missing keys" in capsys.readouterr().err
+    dump(dict(gmr_dict(walking_clip(33.3, 1.0)), dof_pos=np.zeros((34, 8))), tmp_path / "eight.pkl")
+    assert convert_gmr_main([tmp_path / "eight.pkl"], _robot_yaml(tmp_path), tmp_path / "other.npz") == 2
     assert "wrong joint count" in capsys.readouterr().err
-    mixed = tmp_path / "mixed.yaml"
-    mixed.write_text(f"joint_names: {list(NAMES)}\nactuator_names: {list(reversed(NAMES))}\n")
-    assert convert_gmr_main([a], mixed, tmp_path / "other.npz") == 1
-    assert "actuator_names" in capsys.readouterr().err
+    stale = _robot_yaml(tmp_path, "stale.yaml", version=1)
+    assert convert_gmr_main([a], stale, tmp_path / "other.npz") == 2
+    assert "regenerate it with `wildamp robot-config" in capsys.readouterr().err
     assert not (tmp_path / "other.npz").exists()
 
 
-def test_convert_gmr_main_with_shipped_robot_config(tmp_path, capsys):
+def _facing_back_walk(fps: float = 50.0, seconds: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
+    """Root of a robot walking along -x facing -x (yaw ≈ 180°), rocking slightly: (pos, wxyz quat)."""
+    t = np.arange(int(fps * seconds)) / fps
+    q = quat.multiply(quat.quat_from_yaw(np.pi + 0.05 * np.sin(2 * np.pi * t)),
+                      quat.from_axis_angle([0.0, 1.0, 0.0], 0.04 * np.sin(4 * np.pi * t)))
+    pos = np.stack([-0.25 * t, 0.0 * t, 0.469 + 0.0 * t], -1)
+    return pos, quat.make_sign_continuous(q)
+
+
+@pytest.mark.parametrize("stored,problem", [
+    ("wxyz", "faces 180° away from its direction of travel"),  # reads as walking backwards
+    ("wxyz_leaning", r"leans \d+° on average"),  # yaw 150° stored wxyz reads as a 40°+ lean
+])
+def test_convert_gmr_refuses_swapped_quaternions_unless_the_order_is_stated(tmp_path, capsys, stored, problem):
+    pos, q = _facing_back_walk()
+    if stored == "wxyz_leaning":
+        q = quat.make_sign_continuous(quat.multiply(quat.quat_from_yaw(-np.pi / 6), q))
+        pos = pos @ np.array([[np.cos(-np.pi / 6), np.sin(-np.pi / 6), 0], [-np.sin(-np.pi / 6), np.cos(-np.pi / 6), 0],
+                              [0, 0, 1]])
+    joints = np.tile(np.array([0.0, 0.3, 0.0, 0.6, -0.3, -0.3, 0.0, 0.6, -0.3]), (len(pos), 1))
+    d = {"fps": 50.0, "root_pos": pos, "root_rot": q.copy(), "dof_pos": joints}  # wxyz where xyzw belongs
+    f = dump(d, tmp_path / "swapped.pkl")
+    out = tmp_path / "ref.npz"
+    assert convert_gmr_main([f], _robot_yaml(tmp_path), out) == 1
+    err = capsys.readouterr().err
+    assert re.search(problem, err) and "likely stored wxyz" in err and "--quat-order wxyz" in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
+    # Stating the order converts it, facing where it walks, upright.
+    assert convert_gmr_main([f], _robot_yaml(tmp_path), out, quat_order="wxyz") == 0
+    c = MotionDataset.load(out, joint_names=NAMES).clips[0]
+    assert quat.angle_between(c.root_quat, q[: c.num_frames]).max() < 1e-6
+    # The same file written correctly (xyzw) goes through without the flag.
+    dump(dict(d, root_rot=quat.to_xyzw(q)), tmp_path / "right.pkl")
+    assert convert_gmr_main([tmp_path / "right.pkl"], _robot_yaml(tmp_path), out) == 0
+
+
+def test_convert_gmr_converts_reversed_joint_axes_and_refuses_skewed_ones(tmp_path, capsys):
+    """A source model whose waist_yaw turns about -z: its angles are negated for ours."""
+    import yaml
+
     from wildamp.paths import DEFAULT_ROBOT_CONFIG
 
-    if not DEFAULT_ROBOT_CONFIG.exists():
-        pytest.skip("assets/robot_config.yaml not generated yet")
-    write_gmr_pickle(walking_clip(33.3, 2.0), tmp_path / "w.pkl")
-    assert convert_gmr_main([tmp_path / "w.pkl"], DEFAULT_ROBOT_CONFIG, tmp_path / "ref.npz") == 0
-    assert MotionDataset.load(tmp_path / "ref.npz", joint_names=NAMES).clip("w").fps == 50.0
+    axes = yaml.safe_load(DEFAULT_ROBOT_CONFIG.read_text())["joint_axes"]
+    src = walking_clip(50.0, 2.0)
+    write_gmr_pickle(src, tmp_path / "w.pkl")
+    reversed_src = _robot_yaml(tmp_path, "source.yaml", joint_axes=[[0.0, 0.0, -1.0]] + axes[1:])
+    out = tmp_path / "ref.npz"
+    assert convert_gmr_main([tmp_path / "w.pkl"], _robot_yaml(tmp_path), out, source_robot_config=reversed_src) == 0
+    assert "joints negated" in capsys.readouterr().out
+    ds = MotionDataset.load(out, joint_names=NAMES)
+    np.testing.assert_allclose(ds.clips[0].joint_pos[:, 0], -src.joint_pos[:, 0], atol=1e-12)
+    np.testing.assert_allclose(ds.clips[0].joint_pos[:, 1:], src.joint_pos[:, 1:], atol=1e-12)
+    assert ds.metadata["joints_negated"] == ["waist_yaw"]
+    skewed = _robot_yaml(tmp_path, "skewed.yaml", joint_axes=axes[:3] + [[0.0, 0.8, 0.6]] + axes[4:])
+    assert convert_gmr_main([tmp_path / "w.pkl"], _robot_yaml(tmp_path), tmp_path / "x.npz",
+                            source_robot_config=skewed) == 1
+    err = capsys.readouterr().err
+    assert "'left_knee_pitch'" in err and "neither the same nor opposite" in err
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_conversion_report_measures_limits_balance_and_slip(spec, model):
+    """Straight knees (at their 0 limit), a root gliding 0.3 m/s with planted feet, CoM over the feet."""
+    from wildamp.reference.conversion_report import clip_report, support_margin
+
+    T = 51
+    pos = np.stack([0.3 * np.arange(T) / 50.0, np.zeros(T), np.full(T, 0.469)], -1)
+    c = Clip("glide", 50.0, pos, np.tile([1.0, 0, 0, 0], (T, 1)), np.zeros((T, 9)), spec.joint_names).validate()
+    r = clip_report(model, spec, c)
+    assert r["near_limit_fraction"]["left_knee_pitch"] == 1.0 and r["near_limit_fraction"]["left_hip_roll"] == 0.0
+    assert r["speed_mps"] == pytest.approx(0.3) and r["planted_slip_mean_mps"] == pytest.approx(0.3)
+    assert abs(r["foot_lowest_m"]["left"]) < 1e-9 and r["foot_clearance_max_m"]["right"] < 1e-9
+    assert 0.02 < r["initial_balance_margin_m"] < 0.06  # CoM above the feet, 2-6 cm inside the support edge
+    square = np.array([[0, 0], [1, 0], [1, 1], [0, 1], [0.5, 0.5]])
+    assert support_margin([0.5, 0.4], square) == pytest.approx(0.4)
+    assert support_margin([1.5, 0.5], square) == pytest.approx(-0.5)
 
 
 def test_provenance_names_installed_versions_and_marks_missing_ones():

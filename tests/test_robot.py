@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 import shutil
 from pathlib import Path
 
@@ -256,8 +258,42 @@ def test_robot_config_main(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert robot_config_main(str(paths.DEFAULT_MODEL), str(out)) == 0
     assert str(out) in capsys.readouterr().out
     assert yaml.safe_load(out.read_text()) == robot.generate_robot_config(paths.DEFAULT_MODEL)
-    assert robot_config_main(str(tmp_path / "absent.xml"), str(out)) != 0
+    assert robot_config_main(str(tmp_path / "absent.xml"), str(out)) == 2
     assert "absent.xml" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("options,culprit", [
+    ({"tolerances": ["weight=0.1"]}, "weight"),
+    ({"tolerances": ["mass=-1"]}, "mass=-1"),
+    ({"sites": ["imu=no_such_site"]}, "no_such_site"),
+    ({"sites": ["elbow=imu"]}, "elbow"),
+    ({"home": "left_elbow=0.2"}, "left_elbow"),
+    ({"home": "left_knee_pitch=3.0"}, "left_knee_pitch"),
+    ({"home": "left_knee_pitch"}, "JOINT=RADIANS"),
+])
+def test_robot_config_bad_input_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                      options: dict, culprit: str) -> None:
+    out = tmp_path / "rc.yaml"
+    assert robot_config_main(str(paths.DEFAULT_MODEL), str(out), **options) == 2
+    err = capsys.readouterr().err
+    assert culprit in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_home_that_does_not_stand_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Both legs swung 1.2 rad forward: placed on its heels the robot falls backwards."""
+    out = tmp_path / "rc.yaml"
+    assert robot_config_main(str(paths.DEFAULT_MODEL), str(out), "left_hip_pitch=1.2,right_hip_pitch=-1.2") == 1
+    err = capsys.readouterr().err
+    assert "does not stand" in err and not out.exists()
+
+
+def test_generated_home_stands_on_its_pads() -> None:
+    """Without a keyframe: straight joints, level pelvis, lowest pad point at z = 0 (our model: 0.469 m)."""
+    model = robot.load_model()
+    qpos, source = robot.resolve_home(model, "root", {"left_knee_pitch": 0.0})
+    assert source.startswith("generated")
+    np.testing.assert_allclose(qpos, model.key("home").qpos, atol=1e-12)
 
 
 # -------------------------------------------------------------------------- CAD-like models
@@ -326,3 +362,137 @@ def test_cad_like_asymmetry_is_refused(tmp_path: Path, old: str, new: str, culpr
     xml = _cad_variant(tmp_path, old, new)
     with pytest.raises(ValueError, match=culprit):
         robot.generate_robot_config(xml)
+
+
+# ------------------------------------------------- an exporter-style variant (built from the fixture)
+
+#: Sites renamed as an exporter might name them (the foot sites are dropped: sites are optional).
+EXPORT_SITES = {"imu": "imu_link", "left_toe_site": "LT_contact", "left_heel_site": "LH_contact",
+                "right_toe_site": "RT_contact", "right_heel_site": "RH_contact"}
+#: Body frames moved along their joint axis (m), differently on the two sides: physically the same robot.
+EXPORT_OFFSETS = {"upper_torso": 0.012, "right_hip": 0.017, "left_shank": 0.021, "right_shank": -0.008,
+                  "left_foot": 0.013}
+LEFT_LEG = ("left_hip", "left_thigh", "left_shank", "left_foot")
+
+
+def _shift_frame_along_joint_axis(body: mujoco.MjsBody, d: float) -> None:
+    """Move the body frame by d along its joint axis, keeping everything it carries in place."""
+    joint = body.first_joint()
+    a = np.asarray(joint.axis, float) / np.linalg.norm(joint.axis)
+    rot = np.zeros(9)
+    mujoco.mju_quat2Mat(rot, np.asarray(body.quat, float) / np.linalg.norm(body.quat))
+    body.pos = np.asarray(body.pos) + rot.reshape(3, 3) @ a * d
+    for child in list(body.geoms) + list(body.sites) + list(body.bodies):
+        child.pos = np.asarray(child.pos) - a * d
+    body.ipos = np.asarray(body.ipos) - a * d
+
+
+def _degrees(m: re.Match) -> str:
+    lo, hi = (math.degrees(float(v)) for v in m.group(2).split())
+    return f'{m.group(1)}{lo:.10g} {hi:.10g}"'
+
+
+def _exporter_variant(dst: Path, heavier: tuple[str, ...] = (), pad_shift: tuple[str, list] | None = None,
+                      key_tilt_deg: float | None = None) -> Path:
+    """The CAD-like fixture as another exporter writes it; returns a scene (floor + robot) to configure.
+
+    waist_yaw about -z; body frames offset along joint axes (EXPORT_OFFSETS); no keyframe (or a
+    settled one tilted by ``key_tilt_deg``); renamed sites, no foot sites; ranges in degrees (their
+    radians are no short decimals); ``heavier`` bodies 15 % heavier; ``pad_shift`` moves one pad.
+    """
+    s = mujoco.MjSpec.from_file(str(CAD_XML))
+    s.joint("waist_yaw").axis = [0, 0, -1]
+    for name, d in EXPORT_OFFSETS.items():
+        _shift_frame_along_joint_axis(s.body(name), d)
+    if key_tilt_deg is None:
+        s.delete(s.key("home"))
+    else:
+        q = np.asarray(s.key("home").qpos, float)
+        q[3:7] = [math.cos(math.radians(key_tilt_deg) / 2), 0, math.sin(math.radians(key_tilt_deg) / 2), 0]
+        s.key("home").qpos = q
+    for name in heavier:
+        s.body(name).mass *= 1.15
+        s.body(name).inertia = np.asarray(s.body(name).inertia) * 1.15
+    if pad_shift is not None:
+        s.geom(pad_shift[0]).pos = np.asarray(s.geom(pad_shift[0]).pos) + pad_shift[1]
+    text = s.to_xml()
+    text = re.sub(r'\s*<site name="(left|right)_foot_site"[^>]*/>', "", text)
+    for old, new in EXPORT_SITES.items():
+        text = text.replace(f'"{old}"', f'"{new}"')
+    text = re.sub(r'(<joint [^>]*?range=")([^"]+)"', _degrees, text.replace('angle="radian"', 'angle="degree"'))
+    (dst / "meshes").mkdir(parents=True)
+    shutil.copy(CAD_DIR / "meshes" / "cube.obj", dst / "meshes" / "cube.obj")
+    (dst / "robot.xml").write_text(text)
+    (dst / "scene.xml").write_text(
+        '<mujoco model="cad_scene"><include file="robot.xml"/><worldbody><geom name="floor" type="plane" '
+        'size="0 0 0.05" contype="0" conaffinity="1"/></worldbody></mujoco>')
+    return dst / "scene.xml"
+
+
+def _site_flags() -> list[str]:
+    return [f"{role.removesuffix('_site')}={EXPORT_SITES[role]}" for role in EXPORT_SITES]
+
+
+def test_exporter_variant_goes_through_and_loads_in_the_env(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    scene = _exporter_variant(tmp_path / "cad")
+    model = robot.load_model(scene)
+    assert model.nmesh > 0 and model.nkey == 0
+    # What a world-frame check of body origins refuses: the shanks 13 mm from mirror images.
+    d = mujoco.MjData(model)
+    mujoco.mj_kinematics(model, d)
+    gap = M @ d.xpos[model.body("left_shank").id] - d.xpos[model.body("right_shank").id]
+    assert np.linalg.norm(gap) > 0.01
+    out = tmp_path / "cad.yaml"
+    assert robot_config_main(str(scene), str(out), sites=_site_flags()) == 0
+    printed = capsys.readouterr().out
+    assert "home: generated" in printed and "stands" in printed
+    cfg = yaml.safe_load(out.read_text())
+    ours = robot.generate_robot_config(paths.DEFAULT_MODEL)
+    # Same robot: the mirror map, masses and joint axes agree with ours except the reversed waist yaw.
+    assert cfg["mirror"] == ours["mirror"] and cfg["total_mass"] == pytest.approx(ours["total_mass"])
+    axes = np.asarray(cfg["joint_axes"])
+    np.testing.assert_allclose(axes[1:], np.asarray(ours["joint_axes"])[1:], atol=1e-6)
+    np.testing.assert_allclose(axes[0], [0, 0, -1], atol=1e-6)
+    assert cfg["pad_sites"] == ["LT_contact", "LH_contact", "RT_contact", "RH_contact"]
+    assert cfg["foot_sites"] == [None, None] and cfg["imu_site"] == "imu_link"
+    home = np.asarray(cfg["home_qpos"])
+    assert home[2] == pytest.approx(0.469, abs=1e-6) and np.allclose(home[3:], [1, 0, 0, 0] + [0] * 9)
+    # Ranges are stored exactly (degree ranges are no short decimals in radians).
+    np.testing.assert_array_equal(np.asarray(cfg["joint_ranges"]), model.jnt_range[model.actuator_trnid[:, 0]])
+    # The env accepts the generated config for this model.
+    from wildamp.config import load_config
+    from wildamp.env import WalkEnv
+    env_cfg = load_config(paths.CONFIGS_DIR / "smoke.yaml",
+                          [f"robot.model={scene}", f"robot.robot_config={out}", "env.physics=mujoco"])
+    env = WalkEnv(env_cfg)
+    assert env.spec.root_body == "base_link" and env.spec.joint_axes[0, 2] == pytest.approx(-1.0)
+    # Our config with the variant's waist axis: refused for our model, naming the reversed axis.
+    flipped = tmp_path / "flipped.yaml"
+    flipped.write_text(yaml.safe_dump(dict(ours, joint_axes=[axes[0].tolist()] + ours["joint_axes"][1:])))
+    with pytest.raises(ValueError, match="'waist_yaw'.*reversed"):
+        robot.load_robot_spec(flipped, model=robot.load_model())
+
+
+def test_settled_tilted_keyframe_goes_through(tmp_path: Path) -> None:
+    """A 1.5° pelvis tilt in the keyframe changes nothing: symmetry is judged in the pelvis frame."""
+    scene = _exporter_variant(tmp_path / "cad", key_tilt_deg=1.5)
+    cfg = robot.generate_robot_config(scene)
+    assert cfg["home_source"] == "keyframe 'home'" and cfg["imu_site"] is None
+    assert [m["sign"] for m in cfg["mirror"]] == [-1, -1, -1, 1, 1, -1, -1, 1, 1]
+
+
+@pytest.mark.parametrize("edit,culprit", [
+    ({"heavier": LEFT_LEG}, "body 'left_hip'"),
+    ({"pad_shift": ("right_toe", [0.01, 0, 0])}, "pad geom 'right_toe' centre is 10.0 mm"),
+], ids=["leg_15_percent_heavier", "pad_moved_1cm"])
+def test_exporter_variant_genuine_asymmetry_exits_1_naming_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], edit: dict, culprit: str) -> None:
+    scene = _exporter_variant(tmp_path / "cad", **edit)
+    out = tmp_path / "cad.yaml"
+    assert robot_config_main(str(scene), str(out), sites=_site_flags()) == 1
+    err = capsys.readouterr().err
+    assert culprit in err and "not left/right symmetric" in err and not out.exists()
+    if "heavier" in edit:  # every heavier link is named, and a wider tolerance admits them
+        assert all(f"body {b!r}" in err for b in LEFT_LEG)
+        assert robot_config_main(str(scene), str(out), sites=_site_flags(),
+                                 tolerances=["mass=0.2", "inertia=0.2"]) == 0

@@ -21,26 +21,43 @@ def _add_set(p: argparse.ArgumentParser) -> None:
                    help="override a config value (repeatable); validated like the file")
 
 
-def robot_config_main(model: str, out: str | None) -> int:
-    """CLI body of ``wildamp robot-config MODEL.xml [--out PATH]``: write the config, print, return exit code."""
+def robot_config_main(model: str, out: str | None, home: str | None = None,
+                      sites: Sequence[str] = (), tolerances: Sequence[str] = ()) -> int:
+    """CLI body of ``wildamp robot-config MODEL.xml [--out PATH] [--home J=V,...] [--site ROLE=NAME]
+    [--tolerance KEY=VALUE]``: write the config, print what was checked, return the exit code
+    (0 written, 1 a check failed: asymmetric or not standing, 2 unusable input)."""
     from wildamp import paths
-    from wildamp.robot import write_robot_config
+    from wildamp.home_pose import parse_joint_values
+    from wildamp.robot import parse_site_names, write_robot_config
+    from wildamp.symmetry import RobotCheckError, parse_tolerances
 
     out_path = paths.resolve(out) if out else paths.DEFAULT_ROBOT_CONFIG
     try:
-        cfg = write_robot_config(model, out_path)
+        options = {"home": parse_joint_values(home) if home is not None else None,
+                   "sites": parse_site_names(sites), "tolerances": parse_tolerances(tolerances)}
+        result = write_robot_config(model, out_path, **options)
+    except RobotCheckError as e:
+        print(f"robot-config: check failed: {e}", file=sys.stderr)
+        return 1
     except (FileNotFoundError, ValueError) as e:
         print(f"robot-config: error: {e}", file=sys.stderr)
-        return 1
-    print(
-        f"wrote {out_path}: {len(cfg['joint_names'])} joints {cfg['joint_names']}, "
-        f"mirror signs {[m['sign'] for m in cfg['mirror']]}, total mass {cfg['total_mass']:.3f} kg"
-    )
+        return 2
+    cfg = result.config
+    worst = ", ".join(f"{k} " + (f"{v:.3g} ({where})" if v > 1e-9 else "0")  # round-off reads 0
+                      for k, (v, where) in sorted(result.symmetry.items()))
+    absent = [r for r, n in zip(("pad", "foot", "imu"), (cfg["pad_sites"], cfg["foot_sites"], [cfg["imu_site"]]))
+              if None in n]
+    print(f"wrote {out_path}: {len(cfg['joint_names'])} joints {cfg['joint_names']}, "
+          f"mirror signs {[m['sign'] for m in cfg['mirror']]}, total mass {cfg['total_mass']:.3f} kg")
+    print(f"symmetry in the pelvis frame: worst {worst}; tolerances {result.tolerances.describe()}")
+    print(f"home: {cfg['home_source']}; {result.standing.describe()}")
+    if absent:
+        print(f"sites not in the model (optional; rename with --site ROLE=NAME): {absent}")
     return 0
 
 
 def _cmd_robot_config(a: argparse.Namespace) -> int:
-    return robot_config_main(a.model, a.out)
+    return robot_config_main(a.model, a.out, a.home, a.site, a.tolerance)
 
 
 def _cmd_config_check(a: argparse.Namespace) -> int:
@@ -110,27 +127,50 @@ def _clip_summary_line(clip: Clip) -> str:
 
 def convert_gmr_main(
     files: Sequence[str | os.PathLike], robot_config: str | os.PathLike, out: str | os.PathLike,
-    target_fps: float = 50.0,
+    target_fps: float = 50.0, source_robot_config: str | os.PathLike | None = None,
+    quat_order: str | None = None,
 ) -> int:
-    """CLI body of ``wildamp reference convert-gmr``: convert, print one line per clip, return
-    the exit code (0 on success, 1 with the message on stderr on error; nothing written then)."""
-    from wildamp.reference.gmr import convert_gmr_files, read_robot_joint_names
+    """CLI body of ``wildamp reference convert-gmr``: convert (joint signs from the source robot's
+    axes, quaternion order checked), print one line per clip and the conversion report, write the
+    dataset with the report in its metadata. Exit code 0 written, 1 a convention check failed,
+    2 unusable input; nothing is written unless 0."""
+    from wildamp.reference.conventions import ConventionError, joint_signs
+    from wildamp.reference.conversion_report import dataset_reports, format_report_table
+    from wildamp.reference.gmr import convert_gmr_files
+    from wildamp.robot import load_model, load_robot_spec
 
     try:
-        joint_names = read_robot_joint_names(robot_config)
-        ds = convert_gmr_files(files, joint_names, out, target_fps=target_fps)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        target = load_robot_spec(robot_config)
+        source = load_robot_spec(source_robot_config) if source_robot_config is not None else target
+        signs = joint_signs(source.joint_names, source.joint_axes, target.joint_names, target.joint_axes,
+                            source=f"source ({source_robot_config or robot_config})", target=f"target ({robot_config})")
+        # GMR dof_pos columns are the source robot's actuator order, which its joint_names follow.
+        ds = convert_gmr_files(files, source.joint_names, None, target_fps=target_fps, quat_order=quat_order,
+                               joint_signs=signs)
+        reports = dataset_reports(load_model(target.model_path), target, ds)
+    except ConventionError as e:
+        print(f"convert-gmr: check failed: {e}", file=sys.stderr)
         return 1
+    except (ValueError, FileNotFoundError, KeyError) as e:
+        print(f"convert-gmr: error: {e}", file=sys.stderr)
+        return 2
+    ds.metadata.update(robot_config=str(robot_config), source_robot_config=str(source_robot_config or robot_config),
+                       conversion_report=reports)
+    ds.save(out)
     for c in ds.clips:
         print(_clip_summary_line(c))
+    negated = ds.metadata["joints_negated"]
+    if negated:
+        print(f"joints negated (their axes are reversed between source and target): {negated}")
+    print(format_report_table(reports))
     print(f"wrote {out}: {ds.num_clips} clip(s), {ds.num_frames} frames @ {ds.fps:.4g} Hz, "
           f"joints {list(ds.joint_names)}")
     return 0
 
 
 def _cmd_ref_convert(a: argparse.Namespace) -> int:
-    return convert_gmr_main(a.files, a.robot_config, a.out)
+    return convert_gmr_main(a.files, a.robot_config, a.out, source_robot_config=a.source_robot_config,
+                            quat_order=a.quat_order)
 
 
 def check_main(dataset_path: str | os.PathLike, out_json: str | os.PathLike | None = None,
@@ -456,6 +496,15 @@ def build_parser() -> argparse.ArgumentParser:
     rc = sub.add_parser("robot-config", help="generate robot_config.yaml from an MJCF model")
     rc.add_argument("model")
     rc.add_argument("--out", default=None, help="default: assets/robot_config.yaml")
+    rc.add_argument("--home", default=None, metavar="JOINT=RAD,...",
+                    help="generate the home pose from these joint angles (others at 0) instead of the "
+                         "'home' keyframe; without a keyframe the home pose is generated anyway")
+    rc.add_argument("--site", action="append", default=[], metavar="ROLE=NAME",
+                    help="a site named otherwise (roles: imu, left_toe, left_heel, right_toe, right_heel, "
+                         "left_foot, right_foot); sites are optional")
+    rc.add_argument("--tolerance", action="append", default=[], metavar="KEY=VALUE",
+                    help="symmetry tolerance (mass 0.02 relative, length 0.003 m, inertia 0.10 relative, "
+                         "axis 0.02, range 0.001 rad)")
     rc.set_defaults(fn=_cmd_robot_config)
 
     cfg = sub.add_parser("config", help="config utilities").add_subparsers(dest="sub", required=True)
@@ -472,7 +521,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(fn=_cmd_ref_generate)
     conv = ref.add_parser("convert-gmr", help="convert GMR motion pickles to a dataset (.npz)")
     conv.add_argument("files", nargs="+")
-    conv.add_argument("--robot-config", required=True)
+    conv.add_argument("--robot-config", required=True, help="the target robot's config")
+    conv.add_argument("--source-robot-config", default=None,
+                      help="config of the robot the clips were made for (default: the target's); joint "
+                           "angles are negated where its axes are reversed")
+    conv.add_argument("--quat-order", choices=["xyzw", "wxyz"], default=None,
+                      help="order of root_rot (default: xyzw, refused if it reads as upside down, "
+                           "backwards or leaning; stating it skips that check)")
     conv.add_argument("--out", required=True)
     conv.set_defaults(fn=_cmd_ref_convert)
     rchk = ref.add_parser("check", help="feasibility gate: PD-track every clip in MuJoCo")

@@ -14,7 +14,12 @@ anything else):
   (fitted by Newton/IRLS iterations on a train split, scored on the rest) — a "fresh classifier"
   estimate of how separable the sets are when all channels are used together.
 
-A channel is flagged when its folded AUC ≥ ``threshold`` (default 0.95), or when the *other* side is
+- per channel, magnitude and spread: the folded AUC of ``|x − m|`` (``m`` the reference median) and
+  the log variance ratio ``ln(var_other / var_ref)``. A channel near-constant on one side and moving
+  on the other around the same centre (a pelvis rate) has a raw AUC near 0.5 but a magnitude AUC near 1.
+
+A channel is flagged when its folded AUC ≥ ``threshold`` (default 0.95), when its folded magnitude AUC
+is (reason "magnitude"; not for a channel constant in the reference, see below), or when the *other* side is
 constant in it (≥ 99.9 % of its samples equal one value) while fewer than half of the reference's
 samples take that value: a discriminator separates an exact constant trivially even where the AUC stays
 just below the threshold (the zeros-for-contacts bug against soft contacts that are near 0 in swing).
@@ -70,7 +75,9 @@ class ChannelReport:
     ref_const_frac: float    # fraction of reference samples equal to the reference's mode
     other_const_frac: float  # same for the other set
     flagged: bool
-    reason: str = ""         # "auc", "constant on the other side", "" — or, not flagged, "reference constant"
+    reason: str = ""         # "auc", "magnitude", "constant on the other side", "" — or "reference constant"
+    magnitude_auc: float = 0.5  # folded AUC of |x − reference median|: 1.0 = spreads perfectly separable
+    log_var_ratio: float = 0.0  # ln(var_other / var_ref) (variances floored at 1e-24)
 
 
 @dataclass
@@ -147,12 +154,16 @@ def separability(ref: np.ndarray, other: np.ndarray, channel_names: Sequence[str
     ref, other = _subsample(ref, rng), _subsample(other, rng)
     auc = channel_auc(ref, other)
     folded = 0.5 + np.abs(auc - 0.5)
+    centre = np.median(ref, axis=0)
+    magnitude = 0.5 + np.abs(channel_auc(np.abs(ref - centre), np.abs(other - centre)) - 0.5)
+    log_var = np.log(np.maximum(other.var(axis=0), 1e-24) / np.maximum(ref.var(axis=0), 1e-24))
     (rv, rc), (ov, oc) = _mode(ref), _mode(other)
     out = []
     for j, n in enumerate(channel_names):
         # The other side constant at a value the reference rarely takes (zeros for contacts).
         const_other = oc[j] >= CONSTANT_FRACTION and np.mean(ref[:, j] == ov[j]) < 0.5
-        reason = "auc" if folded[j] >= threshold else "constant on the other side" if const_other else ""
+        reason = ("auc" if folded[j] >= threshold else "magnitude" if magnitude[j] >= threshold and rc[j] < CONSTANT_FRACTION
+                  else "constant on the other side" if const_other else "")
         flagged = bool(reason)
         if not flagged and rc[j] >= CONSTANT_FRACTION:
             reason = "reference constant"  # dropped by the normaliser (drop_constant_channels)
@@ -160,7 +171,8 @@ def separability(ref: np.ndarray, other: np.ndarray, channel_names: Sequence[str
                                  ref_mean=float(ref[:, j].mean()), ref_std=float(ref[:, j].std()),
                                  other_mean=float(other[:, j].mean()), other_std=float(other[:, j].std()),
                                  ref_const_frac=float(rc[j]), other_const_frac=float(oc[j]),
-                                 flagged=flagged, reason=reason))
+                                 flagged=flagged, reason=reason, magnitude_auc=float(magnitude[j]),
+                                 log_var_ratio=float(log_var[j])))
     return out
 
 
@@ -231,16 +243,17 @@ def format_table(report: LeakReport | Sequence[ChannelReport], top: int | None =
     rows = sorted(chans, key=lambda c: (not c.flagged, -c.folded_auc))[: top or None]
     w = max([len("channel")] + [len(c.name) for c in rows])
     head = (f"{'channel'.ljust(w)}  {'AUC':>6}  {'fold':>6}  {'ref mean':>9}  {'ref std':>8}  "
-            f"{'oth mean':>9}  {'oth std':>8}  {'ref=const':>9}  {'oth=const':>9}  flag")
+            f"{'oth mean':>9}  {'oth std':>8}  {'|x|AUC':>6}  {'ln var':>7}  {'ref=const':>9}  {'oth=const':>9}  flag")
     lines = [head, "-" * len(head)]
     for c in rows:
         lines.append(f"{c.name.ljust(w)}  {c.auc:6.3f}  {c.folded_auc:6.3f}  {c.ref_mean:9.4f}  "
-                     f"{c.ref_std:8.4f}  {c.other_mean:9.4f}  {c.other_std:8.4f}  {c.ref_const_frac:9.2f}  "
+                     f"{c.ref_std:8.4f}  {c.other_mean:9.4f}  {c.other_std:8.4f}  {c.magnitude_auc:6.3f}  "
+                     f"{c.log_var_ratio:7.2f}  {c.ref_const_frac:9.2f}  "
                      f"{c.other_const_frac:9.2f}  {('LEAK (' + c.reason + ')') if c.flagged else c.reason}")
     if isinstance(report, LeakReport):
         lines.append(f"classifier AUC (held-out logistic regression): {report.classifier_auc:.3f}; "
-                     f"{len(report.flagged)} channel(s) flagged (folded AUC >= {report.threshold} or "
-                     f"constant on the other side): "
+                     f"{len(report.flagged)} channel(s) flagged (folded AUC or magnitude AUC >= "
+                     f"{report.threshold}, or constant on the other side): "
                      f"{report.flagged}")
     return "\n".join(lines)
 

@@ -1,47 +1,53 @@
-"""The robot: model loading, names -> indices, mirror signs, robot_config.yaml generation/validation.
+"""The robot: model loading, names -> indices, robot_config.yaml generation/validation.
 
-Everything about the robot that the rest of wildamp needs (joint order, addresses, ranges, feet,
-left/right mirror map) is *derived from the MJCF by name* and written to ``robot_config.yaml``;
-``RobotSpec`` is that file, loaded and (optionally) checked against a model. Nothing here hard-codes
-a joint position or a mirror sign (ARCHITECTURE.md §3.2 and §4).
+Everything about the robot that the rest of wildamp needs (joint order, addresses, ranges, axes,
+feet, left/right mirror map, home pose) is *derived from the MJCF by name* and written to
+``robot_config.yaml``; ``RobotSpec`` is that file, loaded and (optionally) checked against a model.
+Nothing here hard-codes a joint position or a mirror sign (ARCHITECTURE.md §3.2 and §4).
 
-Mirror signs: for a left/right joint pair with world axes ``a_l``, ``a_r`` at the ``home`` keyframe,
-the sagittal reflection ``M = diag(1, -1, 1)`` maps the left joint onto the right one. Joint axes are
-pseudovectors, so a reflected axis is ``-M a``; the mirror sign is ``s = a_r . (-M a_l)`` (``+1``:
-same angle on both sides gives mirrored poses, ``-1``: the angle must be negated). An unpaired joint
-(``waist_yaw``) maps to itself with ``s = a . (-M a)``.
+Any MJCF with WildRobot's joint names and the four sole pad geoms goes through, CAD exports
+included: symmetry and mirror signs are judged in the pelvis frame on what matters physically
+(:mod:`wildamp.symmetry`); a model without a ``home`` keyframe gets a generated home pose
+(:mod:`wildamp.home_pose`); sites are optional and may carry other names (``--site ROLE=NAME``).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import mujoco
 import numpy as np
 import yaml
 
 from wildamp import paths
+from wildamp.home_pose import Standing, generated_home_qpos, standing_check
+from wildamp.symmetry import Tolerances, check_symmetry, joint_axes, mirror_signs
 
-#: Sole pad collision geoms, in the order every contact vector of wildamp uses.
+#: Sole pad collision geoms, in the order every contact vector of wildamp uses (the contact
+#: features are named by them, so a model must name its pads so).
 FOOT_GEOMS: tuple[str, ...] = ("left_toe", "left_heel", "right_toe", "right_heel")
-#: Sites at the bottom centre of each pad (same order as FOOT_GEOMS).
+#: Sites at the bottom centre of each pad (same order as FOOT_GEOMS). Optional: nothing in wildamp
+#: needs them (foot frames come from the pad geoms); recorded when the model has them.
 PAD_SITES: tuple[str, ...] = ("left_toe_site", "left_heel_site", "right_toe_site", "right_heel_site")
-#: One site per foot at the sole (left, right).
+#: One site per foot at the sole (left, right). Optional, like PAD_SITES.
 FOOT_SITES: tuple[str, ...] = ("left_foot_site", "right_foot_site")
-#: Torso IMU site (gravity / gyro observations).
+#: Torso IMU site. Optional, like PAD_SITES.
 IMU_SITE = "imu"
+#: Site roles ``--site ROLE=NAME`` may rename, with their default site names.
+SITE_ROLES: dict[str, str] = {
+    "imu": IMU_SITE,
+    **{p.removesuffix("_site"): p for p in PAD_SITES},
+    "left_foot": FOOT_SITES[0],
+    "right_foot": FOOT_SITES[1],
+}
 HOME_KEY = "home"
-CONFIG_VERSION = 1
-
-_M = np.diag([1.0, -1.0, 1.0])  # sagittal reflection: left (+y) <-> right (-y)
-
-# Symmetry tolerances (CAD exports carry rounding noise, so they are not exact-equality checks).
-MASS_RTOL = 0.01  # 1 % relative body-mass difference between mirrored bodies
-POS_ATOL = 2e-3  # 2 mm between a position and the mirror image of its partner
-AXIS_ATOL = 1e-3  # |s| must be 1 within this (axes mirror images of each other)
-RANGE_ATOL = 1e-3  # rad, joint ranges of a pair must map onto each other under the mirror sign
+CONFIG_VERSION = 2
+#: A config's joint axis may differ from the model's by this much (unit vectors) and still match.
+AXIS_MATCH_TOL = 1e-3
+#: A config's joint range may differ from the model's by this much (rad); ranges are stored in full.
+RANGE_MATCH_TOL = 1e-9
 
 
 # --------------------------------------------------------------------------------------- loading
@@ -52,7 +58,10 @@ def load_model(path: str | os.PathLike = paths.DEFAULT_MODEL) -> mujoco.MjModel:
     p = paths.resolve(path)
     if not p.is_file():
         raise FileNotFoundError(f"MuJoCo model file not found: {p}")
-    return mujoco.MjModel.from_xml_path(str(p))
+    try:
+        return mujoco.MjModel.from_xml_path(str(p))
+    except ValueError as e:  # MuJoCo's compile errors span lines: keep the message to one
+        raise ValueError(f"{p}: MuJoCo cannot load it: {' '.join(str(e).split())}") from None
 
 
 def _name(model: mujoco.MjModel, obj: mujoco.mjtObj, i: int) -> str:
@@ -61,26 +70,6 @@ def _name(model: mujoco.MjModel, obj: mujoco.mjtObj, i: int) -> str:
 
 def _id(model: mujoco.MjModel, obj: mujoco.mjtObj, name: str) -> int:
     return mujoco.mj_name2id(model, obj, name)
-
-
-def _partner_name(name: str) -> str | None:
-    """``left_X`` <-> ``right_X``; None for a name without a side prefix (self-mirrored)."""
-    if name.startswith("left_"):
-        return "right_" + name[len("left_") :]
-    if name.startswith("right_"):
-        return "left_" + name[len("right_") :]
-    return None
-
-
-def _home_data(model: mujoco.MjModel) -> mujoco.MjData:
-    """MjData at the ``home`` keyframe with kinematics computed."""
-    key = _id(model, mujoco.mjtObj.mjOBJ_KEY, HOME_KEY)
-    if key < 0:
-        raise ValueError(f"model has no keyframe named {HOME_KEY!r} (needed for the home pose and mirror signs)")
-    data = mujoco.MjData(model)
-    mujoco.mj_resetDataKeyframe(model, data, key)
-    mujoco.mj_kinematics(model, data)
-    return data
 
 
 def _rel_model_path(model_path: str | os.PathLike) -> str:
@@ -137,119 +126,92 @@ def _root(model: mujoco.MjModel) -> tuple[str, str]:
     return bname, jname
 
 
-def _require(model: mujoco.MjModel, obj: mujoco.mjtObj, names: tuple[str, ...], what: str) -> None:
-    missing = [n for n in names if _id(model, obj, n) < 0]
+def _require_pads(model: mujoco.MjModel) -> None:
+    missing = [n for n in FOOT_GEOMS if _id(model, mujoco.mjtObj.mjOBJ_GEOM, n) < 0]
     if missing:
-        raise ValueError(f"model is missing required {what}: {missing}")
+        raise ValueError(
+            f"model has no sole pad geom(s) {missing}: name the four floor-contact pads of the feet "
+            f"{list(FOOT_GEOMS)} in the MJCF (the contact features are named by them)")
 
 
-def mirror_signs(model: mujoco.MjModel, joint_names: list[str] | tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """(mirror_perm, mirror_sign) of ``joint_names`` derived from the joint world axes at ``home``.
+def parse_site_names(items: Sequence[str]) -> dict[str, str]:
+    """``["imu=imu_link", "left_toe=LT"]`` → ``{role: site name}`` (ValueError naming a bad item)."""
+    out: dict[str, str] = {}
+    for item in items:
+        role, sep, name = item.partition("=")
+        if not sep or role.strip() not in SITE_ROLES or not name.strip():
+            raise ValueError(f"--site {item!r}: expected ROLE=SITE_NAME with ROLE one of {list(SITE_ROLES)}")
+        out[role.strip()] = name.strip()
+    return out
 
-    ``mirror_perm[i]`` is the index of joint i's mirror partner (``left_X`` <-> ``right_X``, itself for
-    unprefixed joints); ``mirror_sign[i] = a_partner . (-M a_i)``. Raises ValueError naming a missing
-    partner or a pair whose axes are not mirror images.
+
+def _sites(model: mujoco.MjModel, names: Mapping[str, str] | None) -> dict[str, str | None]:
+    """Site of every role: a renamed one must exist (ValueError); a default one is None if absent."""
+    names = dict(names or {})
+    out: dict[str, str | None] = {}
+    for role, default in SITE_ROLES.items():
+        name = names.get(role, default)
+        exists = _id(model, mujoco.mjtObj.mjOBJ_SITE, name) >= 0
+        if role in names and not exists:
+            raise ValueError(f"--site {role}={name}: the model has no site {name!r}")
+        out[role] = name if exists else None
+    return out
+
+
+def resolve_home(model: mujoco.MjModel, root_joint: str,
+                 home: Mapping[str, float] | None) -> tuple[np.ndarray, str]:
+    """(home qpos, where it came from): ``--home`` values if given, else the ``home`` keyframe,
+    else generated from the reference configuration (:func:`wildamp.home_pose.generated_home_qpos`)."""
+    key = _id(model, mujoco.mjtObj.mjOBJ_KEY, HOME_KEY)
+    if home is None and key >= 0:
+        return model.key_qpos[key].copy(), f"keyframe {HOME_KEY!r}"
+    qpos = generated_home_qpos(model, root_joint, FOOT_GEOMS, home)
+    given = ", ".join(f"{k}={v:g}" for k, v in (home or {}).items())
+    return qpos, f"generated ({given or 'reference joint angles'}; pelvis level, pads on z = 0)"
+
+
+def _full(x: np.ndarray) -> list:
+    """Python floats at full precision (YAML writes their repr, which reads back exactly)."""
+    return [float(v) for v in np.asarray(x, dtype=np.float64).ravel()]
+
+
+def _axis(a: np.ndarray) -> list[float]:
+    """A unit axis for YAML: round-off below 1e-9 removed (and no -0.0)."""
+    return [float(v) + 0.0 for v in np.round(a, 9)]
+
+
+@dataclass(frozen=True)
+class RobotConfigResult:
+    """A generated config with what its checks measured (for the command's report)."""
+
+    config: dict[str, Any]
+    symmetry: dict[str, tuple[float, str]]  # criterion -> (worst deviation, where)
+    tolerances: Tolerances
+    standing: Standing
+
+
+def build_robot_config(model_path: str | os.PathLike, *, home: Mapping[str, float] | None = None,
+                       sites: Mapping[str, str] | None = None,
+                       tolerances: Tolerances | None = None) -> RobotConfigResult:
+    """Derive the robot config of an MJCF file and check it (symmetry, home pose stands).
+
+    ``home``: joint values of a generated home pose (overrides a ``home`` keyframe); ``sites``:
+    ``{role: site name}`` for sites named otherwise than :data:`SITE_ROLES` says. Raises ValueError
+    / FileNotFoundError for input wildamp cannot use, :class:`wildamp.symmetry.RobotCheckError` for a
+    model that is asymmetric or does not stand on its home pose.
     """
-    data = _home_data(model)
-    index = {n: i for i, n in enumerate(joint_names)}
-    perm = np.zeros(len(joint_names), dtype=np.int64)
-    sign = np.zeros(len(joint_names), dtype=np.float64)
-    for i, name in enumerate(joint_names):
-        partner = _partner_name(name) or name
-        if partner not in index:
-            raise ValueError(f"joint {name!r} has no mirror partner {partner!r} among the actuated joints")
-        j_i = _id(model, mujoco.mjtObj.mjOBJ_JOINT, name)
-        j_p = _id(model, mujoco.mjtObj.mjOBJ_JOINT, partner)
-        s = float(data.xaxis[j_p] @ (-_M @ data.xaxis[j_i]))
-        if abs(abs(s) - 1.0) > AXIS_ATOL:
-            raise ValueError(
-                f"joint axes of {name!r} and {partner!r} are not mirror images at {HOME_KEY!r} "
-                f"(a_partner . (-M a) = {s:.4f}, expected +-1)"
-            )
-        perm[i] = index[partner]
-        sign[i] = float(np.sign(s))
-    return perm, sign
-
-
-def validate_symmetry(model: mujoco.MjModel, joint_names: list[str] | tuple[str, ...]) -> None:
-    """Raise ValueError naming the first left/right asymmetry of the model at ``home``.
-
-    Checks: every ``left_*``/``right_*`` body, geom and site has its partner; mirrored bodies have equal
-    masses (MASS_RTOL); pad geoms have equal sizes and types; body frames, pad geoms, sites and joint anchors
-    lie at mirrored positions (POS_ATOL); each joint pair's ranges map onto each other under its
-    mirror sign (RANGE_ATOL).
-    """
-    _require(model, mujoco.mjtObj.mjOBJ_GEOM, FOOT_GEOMS, "sole pad geoms")
-    _require(model, mujoco.mjtObj.mjOBJ_SITE, PAD_SITES + FOOT_SITES + (IMU_SITE,), "sites")
-    data = _home_data(model)
-
-    def pairs(obj: mujoco.mjtObj, count: int, kind: str) -> list[tuple[str, int, int]]:
-        out = []
-        for i in range(count):
-            n = _name(model, obj, i)
-            p = _partner_name(n)
-            if p is None:
-                continue
-            k = _id(model, obj, p)
-            if k < 0:
-                raise ValueError(f"{kind} {n!r} has no mirror partner {p!r}")
-            if n.startswith("left_"):
-                out.append((n, i, k))
-        return out
-
-    def check_pos(kind: str, n: str, x_l: np.ndarray, x_r: np.ndarray, partner: str | None = None) -> None:
-        partner = partner or _partner_name(n)
-        err = float(np.max(np.abs(_M @ x_l - x_r)))
-        if err > POS_ATOL:
-            raise ValueError(
-                f"{kind} {n!r} and {partner!r} are not at mirrored positions at {HOME_KEY!r} "
-                f"(error {err * 1000:.1f} mm > {POS_ATOL * 1000:.1f} mm)"
-            )
-
-    for n, i, k in pairs(mujoco.mjtObj.mjOBJ_BODY, model.nbody, "body"):
-        m_l, m_r = float(model.body_mass[i]), float(model.body_mass[k])
-        if abs(m_l - m_r) > MASS_RTOL * max(m_l, m_r):
-            raise ValueError(
-                f"body {n!r} mass {m_l:.4f} kg differs from {_partner_name(n)!r} mass {m_r:.4f} kg"
-            )
-        check_pos("body", n, data.xpos[i], data.xpos[k])
-    for n, i, k in pairs(mujoco.mjtObj.mjOBJ_GEOM, model.ngeom, "geom"):
-        if n in FOOT_GEOMS:
-            if int(model.geom_type[i]) != int(model.geom_type[k]) or not np.allclose(
-                model.geom_size[i], model.geom_size[k], atol=1e-4
-            ):
-                raise ValueError(f"pad geom {n!r} differs in type or size from {_partner_name(n)!r}")
-            check_pos("pad geom", n, data.geom_xpos[i], data.geom_xpos[k])
-    for n, i, k in pairs(mujoco.mjtObj.mjOBJ_SITE, model.nsite, "site"):
-        check_pos("site", n, data.site_xpos[i], data.site_xpos[k])
-    perm, sign = mirror_signs(model, joint_names)
-    for i, n in enumerate(joint_names):
-        j_i = _id(model, mujoco.mjtObj.mjOBJ_JOINT, n)
-        j_p = _id(model, mujoco.mjtObj.mjOBJ_JOINT, joint_names[perm[i]])
-        check_pos("joint anchor of", n, data.xanchor[j_i], data.xanchor[j_p], joint_names[perm[i]])
-        mapped = np.sort(sign[i] * model.jnt_range[j_i])
-        if np.max(np.abs(mapped - model.jnt_range[j_p])) > RANGE_ATOL:
-            raise ValueError(
-                f"joint range of {n!r} {model.jnt_range[j_i].tolist()} does not mirror onto "
-                f"{joint_names[perm[i]]!r} {model.jnt_range[j_p].tolist()} (mirror sign {sign[i]:+.0f})"
-            )
-
-
-def _floats(x: np.ndarray, nd: int = 6) -> list:
-    """Round for a stable, readable YAML (python floats, not numpy scalars)."""
-    return np.round(np.asarray(x, dtype=np.float64), nd).tolist()
-
-
-def generate_robot_config(model_path: str | os.PathLike) -> dict[str, Any]:
-    """Derive the robot config (plain dict, YAML-ready) from an MJCF file, validating symmetry."""
+    tol = tolerances or Tolerances()
     model = load_model(model_path)
     act_names, jnt_names = _actuated_joints(model)
     root_body, root_joint = _root(model)
-    validate_symmetry(model, jnt_names)
-    perm, sign = mirror_signs(model, jnt_names)
+    _require_pads(model)
+    site = _sites(model, sites)
+    symmetry = check_symmetry(model, jnt_names, root_body, FOOT_GEOMS, tol)
+    perm, sign = mirror_signs(model, jnt_names, root_body, tol)
+    home_qpos, home_source = resolve_home(model, root_joint, home)
+    standing = standing_check(paths.resolve(model_path), home_qpos, root_body, jnt_names, FOOT_GEOMS)
     jids = [_id(model, mujoco.mjtObj.mjOBJ_JOINT, n) for n in jnt_names]
-    key = _id(model, mujoco.mjtObj.mjOBJ_KEY, HOME_KEY)
-    return {
+    cfg = {
         "version": CONFIG_VERSION,
         "model_path": _rel_model_path(model_path),
         "root_body": root_body,
@@ -260,34 +222,43 @@ def generate_robot_config(model_path: str | os.PathLike) -> dict[str, Any]:
         "sim_dt": float(model.opt.timestep),
         "actuator_names": act_names,
         "joint_names": jnt_names,
-        "joint_ranges": [_floats(model.jnt_range[j]) for j in jids],
+        "joint_ranges": [_full(model.jnt_range[j]) for j in jids],
+        "joint_axes": [_axis(a) for a in joint_axes(model, jnt_names, root_body)],
         "qpos_adr": [int(model.jnt_qposadr[j]) for j in jids],
         "qvel_adr": [int(model.jnt_dofadr[j]) for j in jids],
         "foot_geoms": list(FOOT_GEOMS),
-        "pad_sites": list(PAD_SITES),
-        "foot_sites": list(FOOT_SITES),
-        "imu_site": IMU_SITE,
+        "pad_sites": [site[r] for r in ("left_toe", "left_heel", "right_toe", "right_heel")],
+        "foot_sites": [site["left_foot"], site["right_foot"]],
+        "imu_site": site["imu"],
         "mirror": [
             {"joint": n, "partner": jnt_names[perm[i]], "sign": int(sign[i])} for i, n in enumerate(jnt_names)
         ],
-        "home_qpos": _floats(model.key_qpos[key]),
+        "home_qpos": _full(home_qpos),
+        "home_source": home_source,
         "total_mass": round(float(np.sum(model.body_mass)), 6),
     }
+    return RobotConfigResult(config=cfg, symmetry=symmetry, tolerances=tol, standing=standing)
+
+
+def generate_robot_config(model_path: str | os.PathLike, **options: Any) -> dict[str, Any]:
+    """The robot config (plain dict, YAML-ready) of an MJCF file; options as :func:`build_robot_config`."""
+    return build_robot_config(model_path, **options).config
 
 
 def write_robot_config(
-    model_path: str | os.PathLike, out_path: str | os.PathLike = paths.DEFAULT_ROBOT_CONFIG
-) -> dict[str, Any]:
-    """Generate the config of ``model_path`` and write it as YAML to ``out_path``; returns the dict."""
-    cfg = generate_robot_config(model_path)
+    model_path: str | os.PathLike, out_path: str | os.PathLike = paths.DEFAULT_ROBOT_CONFIG, **options: Any,
+) -> RobotConfigResult:
+    """Generate the config of ``model_path`` (options as :func:`build_robot_config`), write it as
+    YAML to ``out_path`` and return it with its check results."""
+    result = build_robot_config(model_path, **options)
     out = paths.resolve(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     header = (
         "# Generated by `wildamp robot-config` from the MJCF (wildamp.robot.write_robot_config).\n"
         "# Do not edit by hand: regenerate when the model changes (a test checks they agree).\n"
     )
-    out.write_text(header + yaml.safe_dump(cfg, sort_keys=False, default_flow_style=None, width=100))
-    return cfg
+    out.write_text(header + yaml.safe_dump(result.config, sort_keys=False, default_flow_style=None, width=100))
+    return result
 
 
 # ---------------------------------------------------------------------------------- RobotSpec
@@ -307,15 +278,17 @@ class RobotSpec:
     actuator_names: tuple[str, ...]
     joint_names: tuple[str, ...]
     joint_ranges: np.ndarray  # (J, 2) rad
+    joint_axes: np.ndarray  # (J, 3) unit axes in the pelvis frame at qpos0 (what +q turns about)
     qpos_adr: np.ndarray  # (J,) int
     qvel_adr: np.ndarray  # (J,) int
     foot_geoms: tuple[str, ...]  # [left_toe, left_heel, right_toe, right_heel]
-    pad_sites: tuple[str, ...]
-    foot_sites: tuple[str, ...]  # [left_foot_site, right_foot_site]
-    imu_site: str
+    pad_sites: tuple[str | None, ...]  # optional sites (None: not in the model)
+    foot_sites: tuple[str | None, ...]  # [left, right]
+    imu_site: str | None
     mirror_perm: np.ndarray  # (J,) int: index of each joint's mirror partner
     mirror_sign: np.ndarray  # (J,) float: +-1
     home_qpos: np.ndarray  # (nq,)
+    home_source: str  # the keyframe, or how the home pose was generated
     total_mass: float
 
     @property
@@ -330,8 +303,8 @@ class RobotSpec:
 
 _SPEC_KEYS = (
     "version", "model_path", "root_body", "root_joint", "nq", "nv", "nu", "sim_dt", "actuator_names",
-    "joint_names", "joint_ranges", "qpos_adr", "qvel_adr", "foot_geoms", "pad_sites", "foot_sites",
-    "imu_site", "mirror", "home_qpos", "total_mass",
+    "joint_names", "joint_ranges", "joint_axes", "qpos_adr", "qvel_adr", "foot_geoms", "pad_sites", "foot_sites",
+    "imu_site", "mirror", "home_qpos", "home_source", "total_mass",
 )  # fmt: skip
 
 
@@ -342,7 +315,8 @@ def spec_from_dict(cfg: dict[str, Any], source: str = "<dict>") -> RobotSpec:
     if missing or unknown:
         raise ValueError(f"{source}: missing keys {missing}, unknown keys {unknown}")
     if cfg["version"] != CONFIG_VERSION:
-        raise ValueError(f"{source}: config version {cfg['version']} != supported {CONFIG_VERSION}")
+        raise ValueError(f"{source}: config version {cfg['version']} != supported {CONFIG_VERSION} "
+                         "(regenerate it with `wildamp robot-config MODEL.xml`)")
     names = tuple(cfg["joint_names"])
     mirror = {m["joint"]: m for m in cfg["mirror"]}
     if set(mirror) != set(names):
@@ -362,21 +336,26 @@ def spec_from_dict(cfg: dict[str, Any], source: str = "<dict>") -> RobotSpec:
         actuator_names=tuple(cfg["actuator_names"]),
         joint_names=names,
         joint_ranges=np.asarray(cfg["joint_ranges"], dtype=np.float64).reshape(len(names), 2),
+        joint_axes=np.asarray(cfg["joint_axes"], dtype=np.float64).reshape(len(names), 3),
         qpos_adr=np.asarray(cfg["qpos_adr"], dtype=np.int64),
         qvel_adr=np.asarray(cfg["qvel_adr"], dtype=np.int64),
         foot_geoms=tuple(cfg["foot_geoms"]),
         pad_sites=tuple(cfg["pad_sites"]),
         foot_sites=tuple(cfg["foot_sites"]),
-        imu_site=str(cfg["imu_site"]),
+        imu_site=None if cfg["imu_site"] is None else str(cfg["imu_site"]),
         mirror_perm=np.asarray([index[mirror[n]["partner"]] for n in names], dtype=np.int64),
         mirror_sign=np.asarray([float(mirror[n]["sign"]) for n in names], dtype=np.float64),
         home_qpos=np.asarray(cfg["home_qpos"], dtype=np.float64),
+        home_source=str(cfg["home_source"]),
         total_mass=float(cfg["total_mass"]),
     )
     lengths = {"qpos_adr": spec.qpos_adr, "qvel_adr": spec.qvel_adr, "actuator_names": spec.actuator_names}
     for field, arr in lengths.items():
         if len(arr) != len(names):
             raise ValueError(f"{source}: {field} has {len(arr)} entries, joint_names has {len(names)}")
+    for field, arr, n in (("pad_sites", spec.pad_sites, 4), ("foot_sites", spec.foot_sites, 2)):
+        if len(arr) != n:
+            raise ValueError(f"{source}: {field} has {len(arr)} entries, expected {n} (names or null)")
     if spec.home_qpos.shape != (spec.nq,):
         raise ValueError(f"{source}: home_qpos has shape {spec.home_qpos.shape}, expected ({spec.nq},)")
     if not np.all(np.isin(np.abs(spec.mirror_sign), [1.0])):
@@ -401,7 +380,7 @@ def check_spec_against_model(spec: RobotSpec, model: mujoco.MjModel) -> None:
                 f"joint {n!r}: model qpos/qvel address ({model.jnt_qposadr[j]}, {model.jnt_dofadr[j]}) "
                 f"!= config ({spec.qpos_adr[i]}, {spec.qvel_adr[i]})"
             )
-        if not np.allclose(model.jnt_range[j], spec.joint_ranges[i], atol=1e-5):
+        if not np.allclose(model.jnt_range[j], spec.joint_ranges[i], rtol=0.0, atol=RANGE_MATCH_TOL):
             problems.append(
                 f"joint {n!r}: model range {model.jnt_range[j].tolist()} != config {spec.joint_ranges[i].tolist()}"
             )
@@ -411,11 +390,20 @@ def check_spec_against_model(spec: RobotSpec, model: mujoco.MjModel) -> None:
                 problems.append(f"actuator {i} drives joint {jact!r}, config expects {n!r}")
     for obj, names, kind in (
         (mujoco.mjtObj.mjOBJ_GEOM, spec.foot_geoms, "geom"),
-        (mujoco.mjtObj.mjOBJ_SITE, spec.pad_sites + spec.foot_sites + (spec.imu_site,), "site"),
+        (mujoco.mjtObj.mjOBJ_SITE, tuple(n for n in spec.pad_sites + spec.foot_sites + (spec.imu_site,) if n),
+         "site"),
         (mujoco.mjtObj.mjOBJ_BODY, (spec.root_body,), "body"),
         (mujoco.mjtObj.mjOBJ_JOINT, (spec.root_joint,), "joint"),
     ):
         problems += [f"{kind} {n!r} not in model" for n in names if _id(model, obj, n) < 0]
+    joints_found = all(_id(model, mujoco.mjtObj.mjOBJ_JOINT, n) >= 0 for n in spec.joint_names)
+    if joints_found and _id(model, mujoco.mjtObj.mjOBJ_BODY, spec.root_body) >= 0:
+        # A joint axis reversed in the model flips what +q means for every clip and policy.
+        axes = joint_axes(model, spec.joint_names, spec.root_body)
+        for n, a_model, a_cfg in zip(spec.joint_names, axes, spec.joint_axes):
+            if np.linalg.norm(a_model - a_cfg) > AXIS_MATCH_TOL:
+                how = " (reversed)" if a_model @ a_cfg < 0 else ""
+                problems.append(f"joint {n!r}: model axis {_axis(a_model)} != config axis {_axis(a_cfg)}{how}")
     if problems:
         raise ValueError(f"robot config {spec.model_path!r} does not match the model: " + "; ".join(problems))
 

@@ -25,11 +25,12 @@ import numpy as np
 
 from wildamp import quat
 from wildamp.reference.clip import Clip, MotionDataset
+from wildamp.reference.conventions import QuatOrder, root_quat_from_gmr
 from wildamp.reference.resample import resample_clip
 
 __all__ = [
     "UnsafePickleError", "RestrictedUnpickler", "load_gmr_pickle", "gmr_to_clip",
-    "convert_gmr_files", "write_gmr_pickle", "read_robot_joint_names",
+    "convert_gmr_files", "write_gmr_pickle",
     "MIN_GMR_FRAMES", "REQUIRED_KEYS", "OPTIONAL_KEYS",
 ]
 
@@ -176,16 +177,18 @@ def _scalar(value: Any) -> float | None:
 
 def gmr_to_clip(
     d: dict, joint_names: Sequence[str], path: str | os.PathLike, target_fps: float = 50.0,
-    name: str | None = None,
+    name: str | None = None, quat_order: QuatOrder | None = None, joint_signs: dict[str, float] | None = None,
 ) -> Clip:
     """Validate a GMR dict and convert it to a wxyz :class:`Clip` resampled to ``target_fps``.
 
-    ``joint_names`` is the robot's actuator order (robot_config.yaml ``joint_names``), which is
-    the column order of GMR ``dof_pos``. ``path`` names the file in every error message and is the
+    ``joint_names`` is the source robot's actuator order (robot_config.yaml ``joint_names``), which
+    is the column order of GMR ``dof_pos``. ``path`` names the file in every error message and is the
     clip's source; ``name`` defaults to the file's stem. Every problem raises ValueError naming the
     file: missing keys, wrong shapes, wrong joint count, non-finite values, fps ≤ 0, fewer than
-    :data:`MIN_GMR_FRAMES` frames, non-unit quaternions, and an upside-down root in most frames
-    (what wxyz data read as xyzw looks like).
+    :data:`MIN_GMR_FRAMES` frames, non-unit quaternions; a root that reads as upside down, walking
+    backwards or leaning raises :class:`wildamp.reference.conventions.ConventionError` unless
+    ``quat_order`` states the order (see that module). ``joint_signs`` (``{joint: ±1}``, from
+    :func:`wildamp.reference.conventions.joint_signs`) multiplies each named column.
     """
     path = str(path)
     joint_names = tuple(str(n) for n in joint_names)
@@ -242,19 +245,16 @@ def gmr_to_clip(
         raise ValueError(
             f"{path}: root_rot is not a unit quaternion (frame {worst} has norm {norms[worst]:.6g})"
         )
-    q = quat.make_sign_continuous(quat.normalize(quat.from_xyzw(root_rot)))
+    q, orientation = root_quat_from_gmr(root_pos, root_rot, fps, path, quat_order)
+    flipped = sorted(n for n, s in (joint_signs or {}).items() if s < 0)
+    unknown = sorted(set(joint_signs or {}) - set(joint_names))
+    if unknown:
+        raise ValueError(f"{path}: joint signs given for joints {unknown} not among {list(joint_names)}")
+    if joint_signs:
+        dof_pos = dof_pos * np.array([float(joint_signs.get(n, 1.0)) for n in joint_names])
 
-    # World z component of the body z axis, per frame. A walking (even stumbling) robot keeps it
-    # positive; a near-identity wxyz quaternion read as xyzw is a ~180° roll, pointing it down.
-    up = quat.to_matrix(q)[:, 2, 2]
-    down = float(np.mean(up < 0.0))
-    if down > 0.5:
-        raise ValueError(
-            f"{path}: root_rot is upside down in {100 * down:.0f}% of frames (body z axis points "
-            "down); GMR root_rot must be xyzw (scalar last) — wxyz data read as xyzw looks like this"
-        )
-
-    meta: dict[str, Any] = {"format": "gmr", "source_fps": fps, "source_num_frames": int(N)}
+    meta: dict[str, Any] = {"format": "gmr", "source_fps": fps, "source_num_frames": int(N),
+                            "orientation": orientation, "joints_negated": flipped}
     for key in ("source_file", "robot"):
         if isinstance(d.get(key), str):
             meta[key] = d[key]
@@ -289,26 +289,31 @@ def _clip_names(paths: Sequence[Path]) -> list[str]:
 
 def convert_gmr_files(
     paths: Sequence[str | os.PathLike], joint_names: Sequence[str],
-    out: str | os.PathLike | None, target_fps: float = 50.0,
+    out: str | os.PathLike | None, target_fps: float = 50.0, quat_order: QuatOrder | None = None,
+    joint_signs: dict[str, float] | None = None,
 ) -> MotionDataset:
     """Convert GMR files to one :class:`MotionDataset` and save it to ``out`` (unless None).
 
-    Every file is loaded and validated before anything is written, so on any error (ValueError
-    naming the file) ``out`` is left untouched. The dataset records the source files.
+    ``quat_order`` and ``joint_signs`` as in :func:`gmr_to_clip`. Every file is loaded and validated
+    before anything is written, so on any error (ValueError naming the file) ``out`` is left
+    untouched. The dataset records the source files and the conventions applied.
     """
     paths = [Path(p) for p in paths]
     if not paths:
         raise ValueError("no GMR files given")
     names = _clip_names(paths)
     clips = [
-        gmr_to_clip(load_gmr_pickle(p), joint_names, p, target_fps=target_fps, name=n)
+        gmr_to_clip(load_gmr_pickle(p), joint_names, p, target_fps=target_fps, name=n,
+                    quat_order=quat_order, joint_signs=joint_signs)
         for p, n in zip(paths, names)
     ]
     ds = MotionDataset(
         clips=clips,
         joint_names=tuple(joint_names),
         fps=float(target_fps),
-        metadata={"source": "gmr", "files": [str(p) for p in paths], "target_fps": float(target_fps)},
+        metadata={"source": "gmr", "files": [str(p) for p in paths], "target_fps": float(target_fps),
+                  "quat_order": quat_order or "xyzw (checked)",
+                  "joints_negated": sorted(n for n, s in (joint_signs or {}).items() if s < 0)},
     )
     if out is not None:
         ds.save(out)
@@ -350,30 +355,3 @@ def write_gmr_pickle(
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-
-
-def read_robot_joint_names(robot_config: str | os.PathLike) -> tuple[str, ...]:
-    """The ``joint_names`` list of a robot_config.yaml (the actuator order)."""
-    import yaml
-
-    robot_config = Path(robot_config)
-    if not robot_config.is_file():
-        raise FileNotFoundError(f"robot config {robot_config} does not exist")
-    with open(robot_config) as f:
-        cfg = yaml.safe_load(f)
-    if not isinstance(cfg, dict) or "joint_names" not in cfg:
-        raise ValueError(f"{robot_config}: missing key 'joint_names'")
-    names = cfg["joint_names"]
-    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-        raise ValueError(f"{robot_config}: joint_names must be a non-empty list of strings, got {names!r}")
-    if len(set(names)) != len(names):
-        raise ValueError(f"{robot_config}: joint_names has duplicates: {names}")
-    # GMR dof_pos columns follow the actuator order; naming them by joint_names is only right
-    # when the two lists agree (they do for WildRobot: each actuator drives the joint of its name).
-    act = cfg.get("actuator_names")
-    if act is not None and list(act) != names:
-        raise ValueError(
-            f"{robot_config}: actuator_names {act} differ from joint_names {names}; GMR dof_pos is "
-            "in actuator order, so its columns cannot be named unambiguously"
-        )
-    return tuple(names)
