@@ -334,6 +334,9 @@ _EXTRA_METRICS = [
     ("reward/style_share", "style share of the reward signal: mean weighted style / (mean |weighted task| + mean weighted style)", "mean", ""),
     ("training/nonfinite_states", "transitions whose physics state became NaN/inf (training stops)", "sum", ""),
     ("eval/style_auc", "deterministic evaluation: held-out AUC of a fresh classifier, policy vs reference AMP features at matched speed (0.5 = indistinguishable)", "mean", ""),
+    ("eval/alternation", "deterministic evaluation: share of consecutive touchdowns made by alternate feet (1 = strictly alternating)", "mean", ""),
+    ("eval/swing_per_cycle", "deterministic evaluation: share of the other foot's step intervals during which a foot swung at least once", "mean", ""),
+    ("eval/step_frequency_hz", "deterministic evaluation: touchdowns per second per foot", "mean", "Hz"),
     ("training/wall_s", "wall-clock seconds since the start of training (compile included)", "last", "s"),
 ]
 
@@ -511,7 +514,8 @@ def run_training(cfg: Config, run_dir: str | os.PathLike, resume: bool = False,
                 if it % cfg.eval.every_iterations < per_call or it >= total:
                     last_eval = evaluator.evaluate(state.ppo.params, state.obs_norm)
                     ev = {f"eval/{k}": v for k, v in last_eval.items() if k in
-                          ("vel_error", "fall_rate", "episode_length", "score", "style_auc")}
+                          ("vel_error", "fall_rate", "episode_length", "score", "style_auc",
+                                                                    "alternation", "swing_per_cycle", "step_frequency_hz")}
                     logger.log(it, ev)
                     if C.mark_best(run_dir, it, last_eval["score"]):
                         best = path
