@@ -17,6 +17,7 @@ from wildamp import checkpoint as C
 from wildamp import paths
 from wildamp.config import load_config
 from wildamp.metrics import read_jsonl
+from wildamp.reference_data import reference_dataset_path
 from wildamp.train import TrainingDiverged, amp_hyper, amp_step, progress_postfix, run_training
 
 SMOKE = paths.CONFIGS_DIR / "smoke.yaml"
@@ -86,19 +87,43 @@ def test_amp_reward_uses_rollout_time_discriminator():
 
 
 def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tmp_path):
+    # The dataset sits in a folder of its own (read-only where permissions apply): nothing is
+    # written beside it; the run's feature normaliser goes into the run folder.
+    data = tmp_path / "datasets"
+    data.mkdir()
+    shutil.copy(reference_dataset_path(smoke_cfg()), data / "ref.npz")
+    data.chmod(0o555)
+    run = tmp_path / "run"
     cfg = smoke_cfg("trainer.iterations=4", "eval.every_iterations=100", "video.enabled=false",
-                    "checkpoints.every_iterations=100")
+                    "checkpoints.every_iterations=100", f"reference.dataset={data / 'ref.npz'}")
 
     def interrupt(rec):
         if rec["training/iteration"] == 2:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_training(cfg, tmp_path, progress=False, on_metrics=interrupt)
+        run_training(cfg, run, progress=False, on_metrics=interrupt)
     # No periodic checkpoint was due: the one found is the interrupt's, at the last finished call.
-    assert [s for s, _ in C.list_checkpoints(tmp_path)] == [2]
-    resumed = run_training(cfg, tmp_path, resume=True, progress=False)
+    assert [s for s, _ in C.list_checkpoints(run)] == [2]
+    # A kill can leave rows logged after the last checkpoint and a partial last line behind.
+    rows = (run / "metrics.jsonl").read_text().splitlines()
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write(rows[-1].replace('"iteration": 2', '"iteration": 3') + "\n" + rows[-1][:25])
+    resumed = run_training(cfg, run, resume=True, progress=False)
     assert [r["training/iteration"] for r in resumed.records] == [3, 4]
+    logged = [r["iteration"] for r in read_jsonl(run / "metrics.jsonl") if "ppo/policy_loss" in r["metrics"]]
+    assert logged == [1, 2, 3, 4]
+    data.chmod(0o755)
+    assert sorted(p.name for p in data.iterdir()) == ["ref.npz"]
+    assert (run / "feature_normalizer.npz").is_file()
+
+
+def test_a_new_run_never_reuses_a_run_folder(amp_run):
+    from wildamp.run_folder import RunFolderError
+    before = sorted(p.name for p in amp_run.run_dir.rglob("*"))
+    with pytest.raises(RunFolderError, match="--resume"):
+        run_training(smoke_cfg("trainer.iterations=2"), amp_run.run_dir, progress=False)
+    assert sorted(p.name for p in amp_run.run_dir.rglob("*")) == before
 
 
 def test_smoke_training_on_the_mujoco_c_backend(tmp_path):
@@ -130,8 +155,13 @@ def test_resume_refuses_a_mismatched_spec(amp_run, tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(amp_run.run_dir, copy)
     other = smoke_cfg("trainer.iterations=8", "features.drop_groups=[foot_contacts]")
-    with pytest.raises(C.SpecMismatchError, match="feature_channels"):
+    from wildamp.run_folder import ConfigChangeError
+    with pytest.raises(ConfigChangeError, match="features.drop_groups"):
         run_training(other, copy, resume=True, progress=False)
+    config_before = (copy / "config.yaml").read_text()
+    with pytest.raises(C.SpecMismatchError, match="feature_channels"):
+        run_training(other, copy, resume=True, progress=False, allow_config_change=True)
+    assert (copy / "config.yaml").read_text() == config_before  # a refused resume writes nothing
 
 
 @pytest.mark.parametrize("key,value,named", [("ppo/policy_loss", float("nan"), "ppo/policy_loss"),

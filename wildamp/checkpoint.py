@@ -3,7 +3,8 @@
 Layout of a run directory::
 
     run_dir/checkpoints/ckpt_000000120/state.msgpack   # flax.serialization bytes of the state pytree
-    run_dir/checkpoints/ckpt_000000120/meta.json       # iteration, env_steps, spec, spec_hash, config, rng, ...
+    run_dir/checkpoints/ckpt_000000120/meta.json       # iteration, env_steps, spec, spec_hash, config,
+                                                       # state_sha256 (of state.msgpack), rng, ...
     run_dir/checkpoints/best.json                      # {"step", "score", "path"} of the best checkpoint
 
 Atomicity: a checkpoint is written into a hidden temporary directory in the same parent, every
@@ -11,6 +12,10 @@ file is fsynced, and the directory is renamed into place with ``os.replace`` (at
 within one filesystem). A process killed mid-write leaves only a hidden ``.tmp_ckpt_*`` directory,
 which `latest_checkpoint` never returns and the next `save_checkpoint` removes; earlier
 checkpoints are untouched.
+
+Integrity: ``meta.json`` records the SHA-256 of the state bytes; every load verifies it, so a
+flipped byte in the weights or the header is refused naming the file instead of loading silently
+(or failing deep inside msgpack).
 
 The *spec* is the caller's description of everything a checkpoint's arrays silently depend on
 (joint order, observation layout, action dimension, feature layout, ...). `check_spec` compares a
@@ -56,6 +61,10 @@ class SpecMismatchError(ValueError):
 
 class CheckpointStructureError(ValueError):
     """The saved state does not fit the template pytree (missing/extra leaf, shape or dtype)."""
+
+
+class CheckpointCorruptError(ValueError):
+    """A checkpoint file is unreadable or its state bytes do not match the recorded SHA-256."""
 
 
 # ------------------------------------------------------------------------------------ JSON helpers
@@ -220,7 +229,10 @@ def _compare_structure(template: Any, restored: Any, path: str, problems: list[s
 
 
 def _restore(template: Any, state_bytes: bytes, source: Path) -> Any:
-    restored_sd = serialization.msgpack_restore(state_bytes)
+    try:
+        restored_sd = serialization.msgpack_restore(state_bytes)
+    except Exception as e:  # noqa: BLE001 - msgpack raises many types on garbage; one clear error
+        raise CheckpointCorruptError(f"{source}: not a readable checkpoint state ({type(e).__name__}: {e})") from None
     template_sd = serialization.to_state_dict(_encode(template))
     problems: list[str] = []
     _compare_structure(template_sd, restored_sd, "", problems)
@@ -265,11 +277,25 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     return ckpts[-1][1] if ckpts else None
 
 
+def read_json(p: Path) -> dict[str, Any]:
+    """A JSON object from ``p``; `CheckpointCorruptError` naming the file if it is not one."""
+    try:
+        obj = json.loads(p.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointCorruptError(f"{p}: not readable JSON ({e})") from None
+    if not isinstance(obj, dict):
+        raise CheckpointCorruptError(f"{p}: expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
 def _read_best(run_dir: str | os.PathLike) -> dict[str, Any] | None:
     p = checkpoints_dir(run_dir) / BEST_FILE
     if not p.exists():
         return None
-    return json.loads(p.read_text(encoding="utf-8"))
+    best = read_json(p)
+    if not isinstance(best.get("step"), int) or not isinstance(best.get("score"), (int, float)):
+        raise CheckpointCorruptError(f"{p}: expected integer 'step' and numeric 'score', got {best}")
+    return best
 
 
 def best_checkpoint(run_dir: str | os.PathLike) -> tuple[Path, dict[str, Any]] | None:
@@ -306,7 +332,8 @@ def save_checkpoint(
             python scalars, dicts, namedtuples, flax structs).
         meta: must hold ``iteration``, ``env_steps``, ``spec`` (dict) and ``config`` (the effective
             config dict); may hold ``rng`` and anything else JSON-serialisable. ``spec_hash``,
-            ``step``, ``created`` (UTC ISO time) and ``versions`` are added here.
+            ``state_sha256`` (of the state bytes, verified on load), ``step``, ``created`` (UTC ISO
+            time) and ``versions`` are added here.
         keep_last: keep this many most recent checkpoints (the one marked best is never deleted);
             ``None`` keeps all.
 
@@ -322,9 +349,11 @@ def save_checkpoint(
         raise KeyError(f"checkpoint meta is missing required key(s) {missing} (required: {list(REQUIRED_META_KEYS)})")
     if not isinstance(meta["spec"], Mapping):
         raise TypeError(f"meta['spec'] must be a dict, got {type(meta['spec']).__name__}")
+    state_bytes = _serialize_state(state_pytree)
     full_meta = dict(jsonable(dict(meta), "meta"))
     full_meta.update(
         step=int(step),
+        state_sha256=hashlib.sha256(state_bytes).hexdigest(),
         spec_hash=spec_hash(meta["spec"]),
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         versions=provenance.library_versions(_VERSIONED_PACKAGES, missing=None),
@@ -342,7 +371,7 @@ def save_checkpoint(
     tmp.mkdir()
     try:
         _write_file(tmp / META_FILE, meta_text.encode("utf-8"))
-        _write_file(tmp / STATE_FILE, _serialize_state(state_pytree))
+        _write_file(tmp / STATE_FILE, state_bytes)
         _fsync_dir(tmp)
         if final.exists():
             # os.replace cannot replace a non-empty directory: move the old one aside first.
@@ -396,26 +425,62 @@ def mark_best(run_dir: str | os.PathLike, step: int, score: float, higher_is_bet
 
 
 def load_meta(path: str | os.PathLike) -> dict[str, Any]:
-    """Read ``meta.json`` of checkpoint directory ``path``."""
+    """Read ``meta.json`` of checkpoint directory ``path`` (`CheckpointCorruptError` if unreadable)."""
     p = Path(path) / META_FILE
     if not p.exists():
         raise FileNotFoundError(f"{p} not found: {path} is not a wildamp checkpoint directory")
-    return json.loads(p.read_text(encoding="utf-8"))
+    return read_json(p)
+
+
+def verify_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], bytes]:
+    """``(meta, state bytes)`` of checkpoint ``path`` once the bytes match the SHA-256 in its meta.
+
+    Raises `CheckpointCorruptError` naming the file for unreadable metadata, a missing or changed
+    state file, or metadata without a hash (a checkpoint of a wildamp that did not record one);
+    ``FileNotFoundError`` if ``path`` is not a checkpoint directory.
+    """
+    path = Path(path)
+    meta = load_meta(path)
+    state_file = path / STATE_FILE
+    if not state_file.is_file():
+        raise CheckpointCorruptError(f"{state_file} is missing")
+    data = state_file.read_bytes()
+    recorded = meta.get("state_sha256")
+    if not isinstance(recorded, str):
+        raise CheckpointCorruptError(f"{path / META_FILE} records no state_sha256: the state cannot be verified")
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != recorded:
+        raise CheckpointCorruptError(
+            f"{state_file} is corrupt: its SHA-256 {actual[:12]}… differs from {recorded[:12]}… recorded "
+            f"in {META_FILE} when it was written")
+    return meta, data
+
+
+def newest_intact_checkpoint(run_dir: str | os.PathLike) -> tuple[Path | None, list[tuple[Path, str]]]:
+    """The newest checkpoint of a run that passes `verify_checkpoint`, and ``(path, reason)`` of
+    every newer one that does not."""
+    bad: list[tuple[Path, str]] = []
+    for _, path in reversed(list_checkpoints(run_dir)):
+        try:
+            verify_checkpoint(path)
+        except (CheckpointCorruptError, FileNotFoundError) as e:
+            bad.append((path, str(e)))
+            continue
+        return path, bad
+    return None, bad
 
 
 def load_checkpoint(path: str | os.PathLike, target_pytree: Any) -> tuple[Any, dict[str, Any]]:
     """Restore a checkpoint into the structure of ``target_pytree``; returns ``(state, meta)``.
 
-    The template supplies the pytree structure (dicts, namedtuples, flax structs) and the expected
-    shape/dtype of every leaf; any missing or extra leaf, shape or dtype mismatch raises
-    `CheckpointStructureError` naming the leaf path. Restored arrays are numpy (``jax.device_put``
-    them as needed); typed PRNG keys come back as typed keys. Call `check_spec` on
-    ``meta['spec']`` before trusting the arrays.
+    The state bytes are verified against the SHA-256 recorded in the metadata first
+    (`CheckpointCorruptError` naming the file otherwise). The template supplies the pytree
+    structure (dicts, namedtuples, flax structs) and the expected shape/dtype of every leaf; any
+    missing or extra leaf, shape or dtype mismatch raises `CheckpointStructureError` naming the
+    leaf path. Restored arrays are numpy (``jax.device_put`` them as needed); typed PRNG keys come
+    back as typed keys. Call `check_spec` on ``meta['spec']`` before trusting the arrays.
     """
     path = Path(path)
-    meta = load_meta(path)
-    state_file = path / STATE_FILE
-    if not state_file.exists():
-        raise FileNotFoundError(f"{state_file} not found")
-    state = _restore(target_pytree, state_file.read_bytes(), state_file)
+    meta, data = verify_checkpoint(path)
+    state = _restore(target_pytree, data, path / STATE_FILE)
     return state, meta

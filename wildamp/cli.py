@@ -2,7 +2,8 @@
 
 Every command's body (``*_main``) lives here; the package modules hold only library functions.
 Imports are local to each command so that `wildamp --help` and config checks start fast.
-Exit status: 0 success, 1 a check failed (e.g. an infeasible clip), 2 bad input (config, files).
+Exit status: 0 success, 1 a check failed (e.g. an infeasible clip), 2 bad input (config, files,
+run folder, corrupt checkpoint), 3 training diverged, 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -61,9 +62,13 @@ def _cmd_robot_config(a: argparse.Namespace) -> int:
 
 
 def _cmd_config_check(a: argparse.Namespace) -> int:
-    from wildamp.config import load_config
-    cfg = load_config(a.config, a.overrides)
-    print(f"{a.config}: OK (version {cfg.version} '{cfg.version_name}')")
+    from wildamp.config import load_config, read_config_file
+    from wildamp.inputs import check_inputs
+    path, _ = read_config_file(a.config)
+    cfg = load_config(path, a.overrides)
+    for line in check_inputs(cfg, str(path)):
+        print(f"  {line}")
+    print(f"{path}: OK (version {cfg.version} '{cfg.version_name}')")
     return 0
 
 
@@ -313,64 +318,106 @@ def _cmd_diagnose_features(a: argparse.Namespace) -> int:
 
 
 def train_main(config: str | None, overrides: list[str], run_dir: str | None, resume: str | None,
-               no_amp: bool = False, iterations: int | None = None) -> int:
-    """`wildamp train`: train, then evaluate the best checkpoint and write video + plots."""
+               no_amp: bool = False, iterations: int | None = None, force_new: bool = False,
+               allow_config_change: bool = False, fall_back: bool = False) -> int:
+    """`wildamp train`: check everything, train, then evaluate the best checkpoint and write video + plots.
+
+    The config, its input files and the run folder are checked before anything is written: a new
+    run gets a fresh folder (an occupied ``--run-dir`` is refused unless ``force_new``); a resumed
+    run keeps its own config.yaml (``--config`` is refused with ``--resume``), and ``--set`` changes
+    beyond the iteration count, logging and evaluation need ``allow_config_change``.
+    """
     from pathlib import Path
+
+    from wildamp import run_folder as RF
+    from wildamp.config import ConfigError, load_config
+    from wildamp.inputs import check_inputs
+
+    if resume:
+        for flag, given in (("--config", config), ("--run-dir", run_dir), ("--force-new", force_new)):
+            if given:
+                raise ConfigError(f"{flag} cannot be combined with --resume: a resumed run continues in its own "
+                                  f"folder with its own config.yaml ({Path(resume) / RF.CONFIG_FILE}); change "
+                                  "values with --set (beyond iterations/logging/eval also --allow-config-change)")
+        cfg_path = RF.check_resumable(resume)
+    else:
+        if allow_config_change or fall_back:
+            raise ConfigError("--allow-config-change and --fall-back only apply with --resume")
+        if config:
+            cfg_path = Path(config)
+        else:
+            from wildamp.train import default_config_path
+            cfg_path = default_config_path()
+    overrides = list(overrides) + (["amp.enabled=false"] if no_amp else [])
+    cfg = load_config(cfg_path, overrides)
+    check_inputs(cfg, str(cfg_path))
+    if resume:
+        out = Path(resume)
+        RF.resume_config_changes(out, cfg, allow_changes=allow_config_change)  # refuse before any import
+    else:
+        out = Path(run_dir) if run_dir else RF.new_run_dir(cfg_path.stem)
+        moved = RF.prepare_new_run_dir(out, force_new=force_new)
+        if moved is not None:
+            print(f"--force-new: the previous contents of {out} were moved to {moved}")
 
     import jax
 
-    from wildamp.config import load_config
-    from wildamp.train import TrainingDiverged, default_config_path, new_run_dir, run_training
-    if resume:
-        run_dir = resume
-        cfg_path = Path(resume) / "config.yaml"
-    else:
-        cfg_path = Path(config) if config else default_config_path()
-    overrides = list(overrides) + (["amp.enabled=false"] if no_amp else [])
-    cfg = load_config(cfg_path, overrides)
-    out = Path(run_dir) if run_dir else new_run_dir(cfg_path)
+    from wildamp.train import TrainingDiverged, run_training
     print(f"wildamp train: config {cfg_path} → run dir {out}  (JAX backend: {jax.default_backend()}, "
           f"physics {cfg.env.physics}, {cfg.trainer.num_envs} envs on {jax.device_count()} device(s), "
           f"AMP {'on' if cfg.amp.enabled else 'off'})")
     try:
-        run_training(cfg, out, resume=bool(resume), iterations=iterations)
+        run_training(cfg, out, resume=bool(resume), iterations=iterations,
+                     allow_config_change=allow_config_change, fall_back=fall_back)
     except TrainingDiverged as e:
         print(f"wildamp train: stopped: {e}")
         return 3
     except KeyboardInterrupt:
         return 130
+    # Evaluate first: a finished run's evaluation must not depend on drawing its curves.
+    rc = eval_main(str(out), video=str(out / "eval.mp4") if cfg.video.enabled else None,
+                   checkpoint="best", out=str(out / "eval.json"))
     from wildamp.metrics import plot_dashboard, read_jsonl
-    fig = plot_dashboard(read_jsonl(out / "metrics.jsonl"))
-    fig.savefig(out / "training.png", dpi=100)
+    try:
+        fig = plot_dashboard(read_jsonl(out / "metrics.jsonl"))
+        fig.savefig(out / "training.png", dpi=100)
+    except (ValueError, OSError) as e:
+        print(f"wildamp train: training curves not drawn: {e}", file=sys.stderr)
+        return rc or 1
     print(f"training curves → {out / 'training.png'}")
-    return eval_main(str(out), video=str(out / "eval.mp4") if cfg.video.enabled else None,
-                     checkpoint="best", out=str(out / "eval.json"))
+    return rc
 
 
 def eval_main(run_dir: str, video: str | None = None, checkpoint: str = "best", out: str | None = None,
-              overrides: list[str] | None = None, seed: int | None = None) -> int:
+              overrides: list[str] | None = None, seed: int | None = None, fall_back: bool = False) -> int:
     """`wildamp eval DIR`: evaluate a run's checkpoint (or an exported policy directory such as
-    assets/policies/walk_cpu) deterministically; print the metrics and the walking-target table."""
+    assets/policies/walk_cpu) deterministically; print the metrics and the walking-target table.
+    The checkpoint is verified intact before anything is built; ``fall_back`` uses the run's newest
+    intact checkpoint when the chosen one is corrupt."""
     import json
     from pathlib import Path
 
     from wildamp import run_state
     from wildamp.config import load_config
-    from wildamp.evaluate import Evaluator, write_eval_video
-    from wildamp.gait import format_table
-    from wildamp.train import Trainer
 
     run = Path(run_dir)
+    if not run.is_dir():
+        raise FileNotFoundError(f"{run}: no such run folder or exported policy")
     if not (run / "config.yaml").is_file():
         raise FileNotFoundError(f"{run} has no config.yaml: not a run directory or exported policy")
     cfg = load_config(run / "config.yaml", overrides or [])
+    policy = run_state.is_policy_dir(run)
+    path = None if policy else run_state.resolve_checkpoint(run, checkpoint, fall_back=fall_back)
+
+    from wildamp.evaluate import Evaluator, write_eval_video
+    from wildamp.gait import format_table
+    from wildamp.train import Trainer
     trainer = Trainer.build(cfg)
     template = trainer.init_state()
-    if run_state.is_policy_dir(run):
+    if policy:
         state, meta = run_state.load_policy(trainer, template, run)
         source = str(run / run_state.POLICY_FILE)
     else:
-        path = run_state.resolve_checkpoint(run, checkpoint)
         state, meta = run_state.restore_checkpoint(trainer, template, path)
         source = str(path)
     ev = Evaluator(trainer)
@@ -397,8 +444,8 @@ def export_main(run_dir: str, out_dir: str, checkpoint: str = "best") -> int:
     from wildamp.train import Trainer
 
     cfg = load_config(f"{run_dir}/config.yaml")
-    trainer = Trainer.build(cfg)
     path = run_state.resolve_checkpoint(run_dir, checkpoint)
+    trainer = Trainer.build(cfg)
     state, meta = run_state.restore_checkpoint(trainer, trainer.init_state(), path)
     out = run_state.export_policy(trainer, state, meta, out_dir, extra={"source_checkpoint": str(path)})
     print(f"policy of {path} → {out}")
@@ -407,12 +454,13 @@ def export_main(run_dir: str, out_dir: str, checkpoint: str = "best") -> int:
 
 def _cmd_train(a: argparse.Namespace) -> int:
     return train_main(config=a.config, overrides=a.overrides, run_dir=a.run_dir, resume=a.resume,
-                      no_amp=a.no_amp, iterations=a.iterations)
+                      no_amp=a.no_amp, iterations=a.iterations, force_new=a.force_new,
+                      allow_config_change=a.allow_config_change, fall_back=a.fall_back)
 
 
 def _cmd_eval(a: argparse.Namespace) -> int:
     return eval_main(a.run_dir, video=a.video, checkpoint=a.checkpoint, out=a.out,
-                     overrides=a.overrides, seed=a.seed)
+                     overrides=a.overrides, seed=a.seed, fall_back=a.fall_back)
 
 
 def _cmd_export(a: argparse.Namespace) -> int:
@@ -570,8 +618,16 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--config", default=None,
                     help="default: configs/ppo_amass_training.yaml on a GPU, configs/cpu.yaml otherwise")
     _add_set(tr)
-    tr.add_argument("--run-dir", default=None)
-    tr.add_argument("--resume", default=None, metavar="RUN_DIR")
+    tr.add_argument("--run-dir", default=None,
+                    help="a new, empty folder (default: runs/<config>-<time>-<random>)")
+    tr.add_argument("--resume", default=None, metavar="RUN_DIR",
+                    help="continue a run from its latest checkpoint, with its own config.yaml")
+    tr.add_argument("--force-new", action="store_true",
+                    help="start a new run in an occupied --run-dir (its contents are moved to a sibling folder)")
+    tr.add_argument("--allow-config-change", action="store_true",
+                    help="with --resume: accept --set changes beyond iterations/logging/eval (recorded in the run)")
+    tr.add_argument("--fall-back", action="store_true",
+                    help="with --resume: if the latest checkpoint is corrupt, continue from the newest intact one")
     tr.add_argument("--no-amp", action="store_true", help="PPO baseline (amp.enabled=false)")
     tr.add_argument("--iterations", type=int, default=None, help="override trainer.iterations")
     tr.set_defaults(fn=_cmd_train)
@@ -582,6 +638,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--checkpoint", default="best", help="'best', 'latest' or a checkpoint dir")
     ev.add_argument("--out", default=None, help="write the metrics as JSON")
     ev.add_argument("--seed", type=int, default=None, help="evaluation seed (default: the config's eval.seed)")
+    ev.add_argument("--fall-back", action="store_true",
+                    help="if the chosen checkpoint is corrupt, evaluate the newest intact one")
     _add_set(ev)
     ev.set_defaults(fn=_cmd_eval)
 
@@ -610,13 +668,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     from wildamp.viz import ensure_gl_backend
     ensure_gl_backend()  # must precede the first mujoco import (headless rendering)
     args = build_parser().parse_args(argv)
+    from wildamp.checkpoint import CheckpointCorruptError
     from wildamp.config import ConfigError
+    from wildamp.run_folder import ConfigChangeError, RunFolderError
     try:
         return int(args.fn(args) or 0)
     except ConfigError as e:
         print(f"wildamp: config error: {e}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, KeyError, ValueError) as e:
+    except (CheckpointCorruptError, ConfigChangeError, RunFolderError) as e:
+        print(f"wildamp: error: {e}", file=sys.stderr)
+        return 2
+    except (OSError, KeyError, ValueError) as e:
+        # Bad input files (missing, unreadable, malformed): one line naming them, never a traceback.
         print(f"wildamp: error: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
 

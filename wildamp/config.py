@@ -10,6 +10,7 @@ validation. The effective config is written next to every run (:func:`save_effec
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -388,7 +389,8 @@ def _build(cls: type, data: Any, prefix: str, where: str) -> Any:
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
-    """Parse ``section.key=value`` (value read as YAML: numbers, bools, lists)."""
+    """Parse ``section.key=value`` (value read as a YAML scalar or list, like the file: ``1e3`` is a
+    number, ``true`` a bool, ``[a, b]`` a list)."""
     if "=" not in text:
         raise ConfigError(f"--set {text!r}: expected section.key=value")
     dotted, raw = text.split("=", 1)
@@ -396,9 +398,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not keys:
         raise ConfigError(f"--set {text!r}: empty key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as e:
-        raise ConfigError(f"--set {text!r}: value is not valid YAML ({e})") from None
+        value = parse_yaml(raw, "") if raw.strip() else ""
+    except ConfigError as e:
+        raise ConfigError(f"--set {text!r}: value is {str(e)[2:]}") from None
     return keys, value
 
 
@@ -423,28 +425,134 @@ def config_from_dict(raw: dict, where: str = "<dict>") -> Config:
     return _build(Config, raw, "", where)
 
 
-def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Load and strictly validate a YAML config, then apply ``--set`` overrides."""
-    p = Path(path)
-    if not p.exists():
-        alt = paths.CONFIGS_DIR / p.name
-        if not p.is_absolute() and alt.exists():
-            p = alt
-        else:
-            raise ConfigError(f"config file not found: {path}")
+#: A config is a few kB; anything far larger is not one (and is not read into memory).
+MAX_CONFIG_BYTES = 1 << 20
+
+# Numbers written with an exponent but no sign or dot (1e3, 3E-4 is fine already): YAML 1.1, which
+# PyYAML implements, reads them as strings; a config means the number.
+_FLOAT_RE = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses duplicate keys and aliases, and reads ``1e3`` as a number.
+
+    Aliases are refused outright: no wildamp config needs them, and expanding nested aliases (an
+    "alias bomb") costs memory exponential in the file size.
+    """
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.MarkedYAMLError(None, None, f"alias *{event.anchor} is not allowed in a wildamp "
+                                       "config (write the value out)", event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.MarkedYAMLError(
+                    "while reading a mapping", node.start_mark,
+                    f"duplicate key {key!r} (first at line {seen[key].line + 1})", key_node.start_mark)
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_RE, list("-+0123456789."))
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """Parse config YAML strictly (:class:`_StrictLoader`); ConfigError naming ``where`` otherwise."""
     try:
-        raw = yaml.safe_load(p.read_text())
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: not valid YAML ({e})") from None
+        raise ConfigError(f"{where}: not valid YAML ({' '.join(str(e).split())})") from None
+
+
+def read_config_file(path: str | Path) -> tuple[Path, dict]:
+    """``(path, raw mapping)`` of a config file; ConfigError naming the file for a missing file, a
+    folder, an unreadable, oversized or non-UTF-8 file, invalid YAML or a non-mapping top level.
+
+    A relative path is looked up from the working directory, then from the repository root (the
+    convention of every path in a config, so ``configs/smoke.yaml`` works from a notebook's folder);
+    never under another folder.
+    """
+    p = Path(path)
+    if not p.exists() and not p.is_absolute() and (paths.REPO_ROOT / p).exists():
+        p = paths.REPO_ROOT / p
+    if not p.exists():
+        raise ConfigError(f"config file not found: {path}")
+    if p.is_dir():
+        raise ConfigError(f"{p}: is a folder, not a config file")
+    try:
+        size = p.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{p}: {size} bytes is too large for a config (at most {MAX_CONFIG_BYTES})")
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not a UTF-8 text file (byte {e.start}: {e.reason})") from None
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot be read ({e.strerror or e})") from None
+    raw = parse_yaml(text, str(p))
     if not isinstance(raw, dict):
         raise ConfigError(f"{p}: top level must be a mapping")
+    return p, raw
+
+
+def _blame_overrides(e: ConfigError, overrides: list[str] | tuple[str, ...]) -> ConfigError:
+    """Say which ``--set`` put the offending value there, when the error's key was overridden."""
+    msg = str(e)
+    for text in overrides:
+        dotted = text.split("=", 1)[0].strip()
+        if f"'{dotted}'" in msg or re.search(rf"'{re.escape(dotted)}\[\d+\]'", msg):
+            return ConfigError(f"{msg} (the value comes from --set {text!r})")
+    return e
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Load and strictly validate a YAML config, then apply ``--set`` overrides."""
+    p, raw = read_config_file(path)
     raw = apply_overrides(raw, list(overrides), str(p))
-    return config_from_dict(raw, str(p))
+    try:
+        return config_from_dict(raw, str(p))
+    except ConfigError as e:
+        raise _blame_overrides(e, overrides) from None
 
 
 def replace(cfg: Config, overrides: list[str]) -> Config:
     """A copy of ``cfg`` with ``section.key=value`` overrides, validated like a file."""
     return config_from_dict(apply_overrides(cfg.to_dict(), overrides, "<overrides>"), "<overrides>")
+
+
+#: What a resumed run may change without ``--allow-config-change``: labels, the iteration count,
+#: logging, evaluation, video and checkpoint cadence. Everything else (physics, rewards, features,
+#: networks, optimiser, AMP objective, ...) changes what is being trained.
+RESUME_SAFE_KEYS: tuple[str, ...] = ("version", "version_name", "trainer.iterations", "logging.", "eval.",
+                                     "video.", "checkpoints.")
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(d, dict) and d:
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: list(d) if isinstance(d, tuple) else d}
+
+
+def config_changes(old: Config | dict, new: Config | dict) -> dict[str, tuple[Any, Any]]:
+    """``{dotted key: (old, new)}`` for every value that differs (a key present on one side only
+    shows ``'<missing>'`` on the other)."""
+    a = _flat(old.to_dict() if isinstance(old, Config) else old)
+    b = _flat(new.to_dict() if isinstance(new, Config) else new)
+    return {k: (a.get(k, "<missing>"), b.get(k, "<missing>"))
+            for k in sorted(set(a) | set(b)) if a.get(k, "<missing>") != b.get(k, "<missing>")}
+
+
+def is_resume_safe(key: str) -> bool:
+    """Whether ``key`` may change on resume without ``--allow-config-change`` (`RESUME_SAFE_KEYS`)."""
+    return any(key == s or (s.endswith(".") and key.startswith(s)) for s in RESUME_SAFE_KEYS)
 
 
 def save_effective_config(cfg: Config, run_dir: str | Path) -> Path:

@@ -275,16 +275,19 @@ def _nonfinite_tag(x: float) -> str | None:
 class JsonlSink:
     """Appends one JSON object per line to ``path`` (appending makes resumed runs continue the file).
 
-    Each line is flushed so a notebook can plot a run that is still training, and so a kill loses
-    at most the line being written.
+    Each line goes to the file in one ``write`` on an ``O_APPEND`` descriptor, so a notebook can plot
+    a run that is still training and a kill leaves at most one partial last line (which
+    `read_jsonl` skips and `trim_jsonl` removes on resume).
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "a", encoding="utf-8")
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def write(self, record: dict[str, Any]) -> None:
+        if self._fd is None:
+            raise RuntimeError(f"{self.path}: JsonlSink.write after close()")
         metrics: dict[str, float | None] = {}
         nonfinite: dict[str, str] = {}
         for k, v in record["metrics"].items():
@@ -294,13 +297,15 @@ class JsonlSink:
             else:
                 metrics[k] = None
                 nonfinite[k] = tag
-        line = dict(record, metrics=metrics, nonfinite=nonfinite)
-        self._fh.write(json.dumps(line, allow_nan=False) + "\n")
-        self._fh.flush()
+        line = (json.dumps(dict(record, metrics=metrics, nonfinite=nonfinite), allow_nan=False) + "\n").encode()
+        written = os.write(self._fd, line)
+        while written < len(line):  # a regular file takes the whole line at once; be safe anyway
+            written += os.write(self._fd, line[written:])
 
     def close(self) -> None:
-        if not self._fh.closed:
-            self._fh.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 class TensorBoardSink:
@@ -470,6 +475,65 @@ def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
             metrics[k] = _NONFINITE_VALUES[tag]
         records.append(rec)
     return records
+
+
+@dataclass(frozen=True)
+class TrimReport:
+    """What `trim_jsonl` removed: rows past the resumed iteration and a partial last line."""
+
+    kept: int
+    dropped_rows: int
+    dropped_partial_line: bool
+
+    def describe(self) -> str:
+        parts = []
+        if self.dropped_rows:
+            parts.append(f"{self.dropped_rows} row(s) logged after the checkpoint")
+        if self.dropped_partial_line:
+            parts.append("a partial last line (the writer was killed mid-line)")
+        return " and ".join(parts)
+
+
+def trim_jsonl(path: str | os.PathLike, max_iteration: int) -> TrimReport:
+    """Keep the rows of a metrics file up to ``max_iteration`` (the checkpoint a run resumes from).
+
+    Rows logged after that checkpoint are trained again by the resumed run (they would be
+    duplicated), and a partial last line left by a kill would otherwise glue itself to the next row.
+    The file is rewritten atomically, and only if something is dropped. A malformed line before the
+    last raises ``ValueError`` naming the file and line (nothing is changed then).
+    """
+    path = Path(path)
+    if not path.exists():
+        return TrimReport(0, 0, False)
+    text = path.read_text(encoding="utf-8")
+    lines = text.split("\n")
+    partial = lines[-1] != ""
+    complete = lines[:-1]
+    if partial:
+        try:
+            json.loads(lines[-1])
+            complete.append(lines[-1])  # a whole row that only lacks its newline
+            partial = False
+        except json.JSONDecodeError:
+            pass
+    keep: list[str] = []
+    dropped = 0
+    for i, line in enumerate(complete):
+        if not line.strip():
+            continue
+        try:
+            it = json.loads(line)["iteration"]
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise ValueError(f"{path}:{i + 1}: malformed metrics line ({e}); fix or remove it") from None
+        if int(it) <= max_iteration:
+            keep.append(line)
+        else:
+            dropped += 1
+    if dropped or partial or (lines[-1] != "" and not partial):
+        tmp = path.with_name(f".{path.name}.trim.tmp")
+        tmp.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
+        os.replace(tmp, path)
+    return TrimReport(len(keep), dropped, partial)
 
 
 def _x_kind(records: Sequence[Mapping[str, Any]], key: str, x: str = "auto") -> tuple[list, str]:

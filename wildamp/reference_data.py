@@ -1,14 +1,12 @@
 """The reference side of AMP for a run: dataset → AMP samples → fitted normaliser.
 
 The samples come from :func:`wildamp.features.dataset_samples` (the same feature function the env
-uses). The fitted normaliser is stored next to the dataset so that notebooks and diagnostics use
-the exact statistics a run trained with; checkpoints record its digest in their spec.
+uses). Nothing is written here (a user's dataset may sit in a read-only folder): a training run
+saves its fitted normaliser into its run folder, and checkpoints store it and its digest.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,14 +63,11 @@ def load_reference_features(cfg: Config, model: mujoco.MjModel, spec: Any,
                             dataset: MotionDataset | None = None) -> ReferenceFeatures:
     """The run's reference side: fitted normaliser and normalised AMP samples with their clips.
     ``dataset``: the already loaded clips of ``cfg`` (loaded here when None)."""
-    path = reference_dataset_path(cfg)
     dataset = dataset if dataset is not None else load_reference_dataset(cfg, spec)
     samples, clip_index = F.dataset_samples(dataset, model, spec, cfg.features, ctrl_dt=cfg.env.ctrl_dt)
     layout = F.FeatureLayout.build(spec, cfg.features)
     names = layout.sample_channel_names()
     normalizer = F.FeatureNormalizer.from_config(samples, names, cfg.features)
-    key = hashlib.sha256(json.dumps(cfg.to_dict()["features"], sort_keys=True).encode()).hexdigest()[:10]
-    normalizer.save(path.with_name(f"{path.stem}.normalizer-{key}.npz"))
     return ReferenceFeatures(
         normalizer=normalizer, samples=np.asarray(normalizer.apply(samples), np.float32),
         clip_index=np.asarray(clip_index), clip_speed=np.array([_clip_speed(c.meta) for c in dataset.clips]),

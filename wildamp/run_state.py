@@ -7,8 +7,10 @@ Training, evaluation and the notebooks all restore through :func:`restore_checkp
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -74,19 +76,39 @@ def restore_checkpoint(trainer: Any, template_state: TrainState, path: str | os.
     return state_from_checkpoint(template_state, restored), meta
 
 
-def resolve_checkpoint(run_dir: str | os.PathLike, which: str = "best") -> Path:
-    """``best`` (falls back to the latest), ``latest`` or an explicit checkpoint directory."""
+def resolve_checkpoint(run_dir: str | os.PathLike, which: str = "best", fall_back: bool = False) -> Path:
+    """``best`` (the latest when none is marked), ``latest`` or an explicit checkpoint directory,
+    verified intact (`wildamp.checkpoint.verify_checkpoint`).
+
+    A corrupt or unreadable choice raises `wildamp.checkpoint.CheckpointCorruptError` naming the
+    file, unless ``fall_back``: then the newest intact checkpoint of the run is used and a line
+    says which one was skipped.
+    """
     run = Path(run_dir)
-    if which == "best":
-        b = C.best_checkpoint(run)
-        path = b[0] if b else C.latest_checkpoint(run)
-    elif which == "latest":
-        path = C.latest_checkpoint(run)
-    else:
-        path = Path(which)
-    if path is None:
-        raise FileNotFoundError(f"no checkpoint in {run / 'checkpoints'}")
-    return path
+    try:
+        if which == "best":
+            b = C.best_checkpoint(run)
+            path = b[0] if b else C.latest_checkpoint(run)
+        elif which == "latest":
+            path = C.latest_checkpoint(run)
+        else:
+            path = Path(which)
+            if not path.is_dir():
+                raise FileNotFoundError(f"checkpoint {path} is not a directory (expected best, latest or "
+                                        "a checkpoint directory such as RUN/checkpoints/ckpt_000000120)")
+        if path is None:
+            raise FileNotFoundError(f"no checkpoint in {run / 'checkpoints'}")
+        C.verify_checkpoint(path)
+        return path
+    except C.CheckpointCorruptError as e:
+        if not fall_back:
+            raise C.CheckpointCorruptError(
+                f"{e}\n  (use the newest intact checkpoint instead with --fall-back)") from None
+        intact, bad = C.newest_intact_checkpoint(run)
+        if intact is None:
+            raise C.CheckpointCorruptError(f"{e}\n  and no intact checkpoint is left in {run / 'checkpoints'}") from None
+        print(f"{e}\n  → falling back to the newest intact checkpoint {intact}", file=sys.stderr)
+        return intact
 
 
 # ----------------------------------------------------------------------------------- policy export
@@ -109,23 +131,37 @@ def export_policy(trainer: Any, state: TrainState, meta: dict, out_dir: str | os
     out.mkdir(parents=True, exist_ok=True)
     save_effective_config(trainer.cfg, out)
     payload = {"params": jax.device_get(state.ppo.params), "obs_norm": jax.device_get(state.obs_norm)}
-    (out / POLICY_FILE).write_bytes(serialization.msgpack_serialize(serialization.to_state_dict(payload)))
+    data = serialization.msgpack_serialize(serialization.to_state_dict(payload))
+    (out / POLICY_FILE).write_bytes(data)
     info = {"spec": trainer.spec(), "iteration": int(meta["iteration"]),
-            "env_steps": float(np.asarray(state.env_steps)), **(extra or {})}
+            "env_steps": float(np.asarray(state.env_steps)), "policy_sha256": hashlib.sha256(data).hexdigest(),
+            **(extra or {})}
     (out / POLICY_META).write_text(json.dumps(C.jsonable(info), indent=1))
     return out
 
 
 def load_policy(trainer: Any, template_state: TrainState, policy_dir: str | os.PathLike) -> tuple[TrainState, dict]:
     """A TrainState whose policy parameters and observation normaliser come from an exported policy
-    (the rest is ``template_state``); the export's spec is checked against the trainer's."""
+    (the rest is ``template_state``); the export's spec is checked against the trainer's, and its
+    bytes against ``policy_sha256`` when the export records one (`CheckpointCorruptError` naming
+    the file otherwise; exports made before the hash was recorded load unverified)."""
     from flax import serialization
     p = Path(policy_dir)
-    info = json.loads((p / POLICY_META).read_text())
+    info = C.read_json(p / POLICY_META)
+    if "spec" not in info:
+        raise C.CheckpointCorruptError(f"{p / POLICY_META}: has no 'spec'")
     C.check_spec(info["spec"], trainer.spec())
+    data = (p / POLICY_FILE).read_bytes()
+    recorded = info.get("policy_sha256")
+    if recorded is not None and hashlib.sha256(data).hexdigest() != recorded:
+        raise C.CheckpointCorruptError(f"{p / POLICY_FILE} is corrupt: its SHA-256 differs from the one "
+                                       f"recorded in {POLICY_META}")
     template = {"params": template_state.ppo.params, "obs_norm": template_state.obs_norm}
-    raw = serialization.msgpack_restore((p / POLICY_FILE).read_bytes())
-    loaded = serialization.from_state_dict(template, raw)
+    try:
+        raw = serialization.msgpack_restore(data)
+        loaded = serialization.from_state_dict(template, raw)
+    except Exception as e:  # noqa: BLE001 - garbage bytes fail in many ways; one clear error
+        raise C.CheckpointCorruptError(f"{p / POLICY_FILE}: not a readable policy ({type(e).__name__}: {e})") from None
     loaded = jax.tree.map(jnp.asarray, loaded)
     state = template_state._replace(ppo=template_state.ppo.replace(params=loaded["params"]),
                                     obs_norm=loaded["obs_norm"])

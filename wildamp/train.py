@@ -30,6 +30,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from wildamp import amp as A
+from wildamp import checkpoint as C
 from wildamp import paths, ppo
 from wildamp.config import REWARD_TERMS, Config, load_config, save_effective_config
 from wildamp.env import WalkEnv
@@ -359,11 +360,6 @@ def default_config_path() -> Path:
     return paths.CONFIGS_DIR / ("ppo_amass_training.yaml" if gpu else "cpu.yaml")
 
 
-def new_run_dir(cfg_path: Path) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return paths.REPO_ROOT / "runs" / f"{cfg_path.stem}-{stamp}"
-
-
 def progress_postfix(rec: dict[str, float], last_return: float | None, amp: bool) -> dict[str, str]:
     """The progress bar's postfix for the latest iteration record ``rec``.
 
@@ -406,33 +402,81 @@ class RunResult:
     eval: dict | None
 
 
+def _checkpoint_bytes(trainer: Trainer, state: TrainState) -> int:
+    """Bytes of one checkpoint's arrays (what the free-space check multiplies)."""
+    return int(sum(getattr(x, "nbytes", 8) for x in jax.tree.leaves(checkpoint_template(trainer, state))))
+
+
 def run_training(cfg: Config, run_dir: str | os.PathLike, resume: bool = False,
-                 progress: bool = True, on_metrics=None, iterations: int | None = None) -> RunResult:
+                 progress: bool = True, on_metrics=None, iterations: int | None = None,
+                 allow_config_change: bool = False, fall_back: bool = False) -> RunResult:
     """Train ``cfg`` into ``run_dir`` (checkpoints, metrics.jsonl, config.yaml, eval results).
 
     ``on_metrics(record)`` is called on the host after every iteration (notebook live plots).
+    A new run refuses a folder that already holds files (`wildamp.run_folder.RunFolderError`).
     With ``resume`` the latest checkpoint of ``run_dir`` is restored (its spec must match) and
-    training continues exactly where it stopped.
+    training continues exactly where it stopped; ``cfg`` is compared with the run's config.yaml
+    first, and changes beyond `wildamp.config.RESUME_SAFE_KEYS` need ``allow_config_change``
+    (`wildamp.run_folder.ConfigChangeError` otherwise). A corrupt latest checkpoint is refused
+    unless ``fall_back`` (then the newest intact one is used). Every check runs before the first
+    write. The folder is locked for the whole run (one process per folder).
     """
-    from wildamp import checkpoint as C
-    from wildamp.evaluate import Evaluator
-    from wildamp.metrics import MetricsLogger, TensorBoardSink, WandbSink
+    from wildamp import run_folder as RF
 
+    run_dir = Path(run_dir)
+    if resume:
+        RF.check_resumable(run_dir)
+    else:
+        RF.prepare_new_run_dir(run_dir)  # refuses a folder that holds files; creates it
+    with RF.RunLock(run_dir):
+        return _run_training_locked(cfg, run_dir, resume, progress, on_metrics, iterations,
+                                    allow_config_change, fall_back)
+
+
+def _run_training_locked(cfg: Config, run_dir: Path, resume: bool, progress: bool, on_metrics,
+                         iterations: int | None, allow_config_change: bool, fall_back: bool) -> RunResult:
+    from wildamp import run_folder as RF
+    from wildamp.evaluate import Evaluator
+    from wildamp.metrics import MetricsLogger, TensorBoardSink, WandbSink, trim_jsonl
+    from wildamp.run_state import resolve_checkpoint
+
+    # Everything that can refuse the run comes first: nothing is written before it passes.
+    changes: dict = {}
+    latest = None
+    if resume:
+        changes = RF.resume_config_changes(run_dir, cfg, allow_changes=allow_config_change)
+        if C.latest_checkpoint(run_dir) is None:
+            raise FileNotFoundError(f"--resume {run_dir}: no checkpoint found under {run_dir}/checkpoints")
+        latest = resolve_checkpoint(run_dir, "latest", fall_back=fall_back)
     enable_compilation_cache()
     _declare_metrics()
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_effective_config(cfg, run_dir)
     trainer = Trainer.build(cfg)
     spec = trainer.spec()
     state = trainer.init_state()
     if resume:
-        latest = C.latest_checkpoint(run_dir)
-        if latest is None:
-            raise FileNotFoundError(f"--resume {run_dir}: no checkpoint found under {run_dir}/checkpoints")
         state, meta = restore_checkpoint(trainer, state, latest)
         state = shard_state(state)
-        print(f"resumed from {latest} (iteration {int(state.iteration)})")
+    RF.check_writable(run_dir, _checkpoint_bytes(trainer, state) * (cfg.checkpoints.keep_last + 2))
+
+    if resume:
+        resumed_at = int(state.iteration)
+        newer = [p for s, p in C.list_checkpoints(run_dir) if s > resumed_at]
+        for p in newer:  # corrupt checkpoints skipped by fall_back: kept, but never "latest" again
+            os.replace(p, p.with_name(f"corrupt_{p.name}"))
+        best_file = C.checkpoints_dir(run_dir) / C.BEST_FILE
+        if newer and best_file.exists() and C.read_json(best_file).get("step", -1) > resumed_at:
+            os.replace(best_file, best_file.with_name(f"corrupt_{C.BEST_FILE}"))
+        trimmed = trim_jsonl(run_dir / MetricsLogger.JSONL_NAME, resumed_at)
+        RF.record_config_changes(run_dir, changes, resumed_at)
+        print(f"resumed from {latest} (iteration {resumed_at})")
+        if newer:
+            print(f"  set aside {len(newer)} newer unreadable checkpoint(s) as corrupt_*")
+        if trimmed.dropped_rows or trimmed.dropped_partial_line:
+            print(f"  metrics.jsonl: removed {trimmed.describe()}")
+        if changes:
+            print("  config changes: " + ", ".join(f"{k}: {a!r} → {b!r}" for k, (a, b) in changes.items()))
+    save_effective_config(cfg, run_dir)
+    trainer.feature_normalizer.save(run_dir / "feature_normalizer.npz")
     sinks = []
     if cfg.logging.tensorboard:
         sinks.append(TensorBoardSink(run_dir / "tb"))

@@ -225,6 +225,104 @@ def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
         raise
 
 
+_REQUIRED_ARRAYS = (
+    "format_version", "fps", "joint_names", "clip_names", "clip_sources", "clip_meta",
+    "clip_starts", "clip_lengths", "root_pos", "root_quat", "joint_pos", "metadata",
+)
+#: The most a dataset's arrays may declare in all; far above any motion dataset (a million frames
+#: are ~150 MB), it stops a forged header from allocating terabytes.
+MAX_DATASET_BYTES = 4 << 30
+
+
+def _read_npz_checked(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The named arrays of an npz, each header checked against the bytes really stored before any
+    array is allocated; ValueError naming the file for anything that is not such an npz."""
+    import zipfile
+
+    if not path.exists():
+        raise FileNotFoundError(f"motion dataset {path} does not exist")
+    if path.is_dir():
+        raise ValueError(f"motion dataset {path} is a folder, not a dataset file (.npz)")
+    size = path.stat().st_size
+    if size == 0:
+        raise ValueError(f"motion dataset {path} is an empty file")
+    with open(path, "rb") as fh:
+        magic = fh.read(6)
+    if magic == b"\x93NUMPY":
+        raise ValueError(f"motion dataset {path} is a plain .npy array, not a wildamp dataset (.npz written by "
+                         "`wildamp reference generate` or `convert-gmr`)")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = {i.filename: i for i in zf.infolist()}
+            missing = [k for k in names if f"{k}.npy" not in infos]
+            if missing:
+                raise ValueError(f"motion dataset {path}: missing arrays {missing}")
+            declared = 0
+            for k in names:
+                info = infos[f"{k}.npy"]
+                if info.compress_type == zipfile.ZIP_STORED and info.file_size > size:
+                    raise ValueError(f"motion dataset {path}: array {k!r} claims {info.file_size} bytes, "
+                                     f"more than the whole file ({size})")
+                with zf.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                                   (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                    if read_header is None:
+                        raise ValueError(f"motion dataset {path}: array {k!r} has npy format {version}")
+                    shape, _, dtype = read_header(member)
+                    header_len = member.tell()
+                if dtype.hasobject:
+                    raise ValueError(f"motion dataset {path}: array {k!r} holds Python objects (refused)")
+                nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                declared += nbytes
+                if nbytes != info.file_size - header_len or declared > MAX_DATASET_BYTES:
+                    raise ValueError(
+                        f"motion dataset {path}: array {k!r} declares shape {shape} of {dtype} "
+                        f"({nbytes} bytes) but the file stores {info.file_size - header_len} bytes for it")
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in names}
+    except ValueError as e:
+        if str(e).startswith(f"motion dataset {path}"):
+            raise
+        raise ValueError(f"motion dataset {path} is not a readable .npz dataset ({e})") from None
+    except (zipfile.BadZipFile, EOFError, OSError, KeyError) as e:
+        raise ValueError(f"motion dataset {path} is not a readable .npz dataset "
+                         f"({type(e).__name__}: {e}; truncated or not an npz?)") from None
+
+
+def _scalar(d: dict[str, np.ndarray], key: str, path: Path, kind: type) -> Any:
+    a = d[key]
+    if a.size != 1 or not np.issubdtype(a.dtype, np.number):
+        raise ValueError(f"motion dataset {path}: {key} must be one number, got shape {a.shape} of {a.dtype}")
+    return kind(a.reshape(()))
+
+
+def _clip_bounds(d: dict[str, np.ndarray], path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """clip_starts/clip_lengths checked: integers, one per clip, monotone, non-overlapping, inside
+    the per-frame arrays (which must all have the same number of frames)."""
+    starts, lengths = d["clip_starts"], d["clip_lengths"]
+    total = int(d["root_pos"].shape[0]) if d["root_pos"].ndim else 0
+    for k in ("root_quat", "joint_pos"):
+        if d[k].ndim < 1 or d[k].shape[0] != total:
+            raise ValueError(f"motion dataset {path}: {k} has {d[k].shape[:1]} frames, root_pos has {total}")
+    n = len(np.atleast_1d(d["clip_names"]))
+    for k, a in (("clip_starts", starts), ("clip_lengths", lengths)):
+        if a.ndim != 1 or not np.issubdtype(a.dtype, np.integer) or len(a) != n:
+            raise ValueError(f"motion dataset {path}: {k} must be {n} integers (one per clip), "
+                             f"got shape {a.shape} of {a.dtype}")
+    ends = starts + lengths
+    if n and ((lengths < 1).any() or (starts < 0).any() or (ends > total).any()):
+        i = int(np.argmax((lengths < 1) | (starts < 0) | (ends > total)))
+        raise ValueError(f"motion dataset {path}: clip {i} spans frames [{starts[i]}, {ends[i]}), "
+                         f"outside the {total} stored frames")
+    if n > 1 and (starts[1:] < ends[:-1]).any():
+        i = int(np.argmax(starts[1:] < ends[:-1])) + 1
+        raise ValueError(f"motion dataset {path}: clip {i} starts at frame {starts[i]}, inside clip {i - 1} "
+                         f"(frames [{starts[i - 1]}, {ends[i - 1]})): clip_starts/clip_lengths overlap or are "
+                         "not in order")
+    return starts, lengths
+
+
 @dataclass
 class MotionDataset:
     """Clips sharing one frame rate and one joint order, with clip boundaries kept.
@@ -331,32 +429,16 @@ class MotionDataset:
         the missing and extra names.
         """
         path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"motion dataset {path} does not exist")
-        with np.load(path, allow_pickle=False) as z:
-            required = [
-                "format_version", "fps", "joint_names", "clip_names", "clip_sources", "clip_meta",
-                "clip_starts", "clip_lengths", "root_pos", "root_quat", "joint_pos", "metadata",
-            ]
-            missing = [k for k in required if k not in z.files]
-            if missing:
-                raise ValueError(f"motion dataset {path}: missing arrays {missing}")
-            d = {k: z[k] for k in required}
-        version = int(d["format_version"])
+        d = _read_npz_checked(path, _REQUIRED_ARRAYS)
+        version = _scalar(d, "format_version", path, int)
         if version != DATASET_FORMAT_VERSION:
             raise ValueError(
                 f"motion dataset {path}: format_version {version}, this wildamp reads "
                 f"{DATASET_FORMAT_VERSION}"
             )
-        stored = tuple(str(n) for n in d["joint_names"])
-        fps = float(d["fps"])
-        starts, lengths = d["clip_starts"], d["clip_lengths"]
-        total = int(d["root_pos"].shape[0])
-        if len(starts) != len(lengths) or len(starts) != len(d["clip_names"]):
-            raise ValueError(f"motion dataset {path}: clip index arrays have different lengths")
-        if len(lengths) and (int(starts[-1] + lengths[-1]) != total or (lengths < 0).any()):
-            raise ValueError(f"motion dataset {path}: clip_starts/clip_lengths do not cover the {total} frames")
-
+        stored = tuple(str(n) for n in np.atleast_1d(d["joint_names"]))
+        fps = _scalar(d, "fps", path, float)
+        starts, lengths = _clip_bounds(d, path)
         # Column permutation from stored order to the requested order, by name.
         order = np.arange(len(stored))
         out_names = stored

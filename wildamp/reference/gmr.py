@@ -108,28 +108,43 @@ class RestrictedUnpickler(pickle.Unpickler):
         raise UnsafePickleError(f"{self._source}: refused persistent id {pid!r}")
 
 
-def _check_plain(obj: Any, where: str, source: str, depth: int = 0) -> None:
-    """Raise UnsafePickleError unless ``obj`` is plain data (numeric arrays, scalars, str, ...)."""
+#: The most values a GMR pickle may unfold into (arrays count their elements, lists their items,
+#: shared references every time they are referenced): hours of motion capture are a few million.
+MAX_PLAIN_VALUES = 50_000_000
+
+
+def _check_plain(obj: Any, where: str, source: str, depth: int = 0, seen: dict[int, int] | None = None) -> int:
+    """Raise UnsafePickleError unless ``obj`` is plain data (numeric arrays, scalars, str, ...);
+    return how many values it unfolds into.
+
+    Containers are checked once each (``seen`` maps the id of each one checked to its count): a
+    pickle can reference one list many times, and a few hundred bytes of shared references would
+    otherwise unfold into billions of visits (here: counted, then refused by `load_gmr_pickle`).
+    """
     if depth > 32:
         raise UnsafePickleError(f"{source}: {where} is nested too deeply")
     if obj is None or isinstance(obj, (bool, int, float, str, bytes, np.bool_, np.number)):
-        return
+        return 1
+    seen = {} if seen is None else seen
+    if id(obj) in seen:
+        return seen[id(obj)]
     if isinstance(obj, np.ndarray):
         # Object arrays can hold anything; numeric, bool and string arrays cannot.
         if obj.dtype.kind not in "biufcUS":
             raise UnsafePickleError(f"{source}: {where} is an array of dtype {obj.dtype}, not plain data")
-        return
+        return int(obj.size)
     if isinstance(obj, (list, tuple)):
-        for i, v in enumerate(obj):
-            _check_plain(v, f"{where}[{i}]", source, depth + 1)
-        return
-    if isinstance(obj, dict):
+        n = sum(_check_plain(v, f"{where}[{i}]", source, depth + 1, seen) for i, v in enumerate(obj))
+    elif isinstance(obj, dict):
+        n = 0
         for k, v in obj.items():
             if not isinstance(k, str):
                 raise UnsafePickleError(f"{source}: {where} has a non-string key {k!r}")
-            _check_plain(v, f"{where}[{k!r}]", source, depth + 1)
-        return
-    raise UnsafePickleError(f"{source}: {where} is a {type(obj).__name__}, not plain data")
+            n += _check_plain(v, f"{where}[{k!r}]", source, depth + 1, seen)
+    else:
+        raise UnsafePickleError(f"{source}: {where} is a {type(obj).__name__}, not plain data")
+    seen[id(obj)] = n  # only once checked: a cycle still runs into the depth limit
+    return n
 
 
 def load_gmr_pickle(path: str | os.PathLike) -> dict:
@@ -150,7 +165,10 @@ def load_gmr_pickle(path: str | os.PathLike) -> dict:
             raise ValueError(f"{path}: not a readable pickle ({type(e).__name__}: {e})") from e
     if not isinstance(obj, dict):
         raise ValueError(f"{path}: GMR file must hold a dict, found {type(obj).__name__}")
-    _check_plain(obj, "the GMR dict", str(path))
+    n = _check_plain(obj, "the GMR dict", str(path))
+    if n > MAX_PLAIN_VALUES:
+        raise UnsafePickleError(f"{path}: unfolds into {n:,} values (shared references), more than the "
+                                f"{MAX_PLAIN_VALUES:,} a motion file may hold")
     return obj
 
 
