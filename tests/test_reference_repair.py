@@ -136,6 +136,14 @@ def test_repair_exit_codes_for_bad_input_and_an_unrepairable_clip(tmp_path, caps
         assert message in err and err.count("\n") == 1, err
     assert not out.exists()
 
+    # A dataset clip by name; this one already passes the gate, so it is written unchanged.
+    capsys.readouterr()
+    assert repair_main(ds, out, clip="other", progress=False) == 0
+    assert "already passes the gate; written unchanged" in capsys.readouterr().out
+    kept = MotionDataset.load(out).clips[0]
+    assert kept.name == "other" and np.array_equal(kept.joint_pos, gait.joint_pos)
+    out.unlink()
+
     # A gate nothing can pass: the repair tries every candidate, writes nothing and exits 1.
     from wildamp.reference import repair
     from wildamp.reference.feasibility import FeasibilityThresholds

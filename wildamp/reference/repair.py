@@ -18,10 +18,10 @@ repair *fits the generator to the source*:
    values. A candidate the generator refuses (a joint leaves its range) scores a large residual.
 4. **Verify** the fitted clip with the gate (:func:`wildamp.reference.feasibility.check_clip`,
    the thresholds of ``wildamp reference check``) from the tuner's four start timings (a clip that
-   passes from one start only is fragile). If it fails, a bisection on the straight line from the
-   start to the fitted parameters (:data:`BISECTION_STEPS`) keeps the passing point nearest the fit;
-   with none, the start, the embedded gait at the source's speed and the embedded gait at the
-   nearest speed of its dataset are tried. None passing: not repairable.
+   passes from one start only is fragile). If it fails, the first of the start, the embedded gait
+   at the source's speed and the embedded gait at the nearest speed of its dataset that passes is
+   an anchor, and a bisection on the straight line from the anchor to the fitted parameters
+   (:data:`BISECTION_STEPS`) keeps the passing point nearest the fit. None passing: not repairable.
 5. **Report** the style distance to the source *before* (the embedded gait at the source's speed)
    and *after* (the repaired clip): the leak detector's classifier AUC, the RMS standardised
    distance and the most different channels (:mod:`wildamp.reference.style`).
@@ -72,8 +72,8 @@ FIT_RANGES: dict[str, tuple[float, float]] = {
     "stance_lift": TUNABLE_RANGES["stance_lift"],
     "waist_yaw_gain": (0.0, 1.0),
 }
-#: Bisection steps on the straight line from the start parameters (0) to the fitted ones (1) when the
-#: fitted clip fails the gate: the repair keeps the passing point nearest the fit (resolution 1/16).
+#: Bisection steps on the straight line from a feasible anchor (0) to the fitted parameters (1) when
+#: the fitted clip fails the gate: the repair keeps the passing point nearest the fit (resolution 1/16).
 BISECTION_STEPS = 4
 #: Residual (in source standard deviations, per entry) of a candidate the generator refuses: far
 #: worse than any clip it makes, so the least-squares steps stay where clips can be made.
@@ -377,7 +377,6 @@ def repair_clip(model: mujoco.MjModel, spec: Any, source: Clip, features_cfg: An
     log(f"fit: style distance {fit.start_distance:.3f} at the start -> {fit.distance:.3f} after "
         f"{fit.evaluations} generated clips ({fit.refused} refused by the generator)")
 
-    start_u = _to_unit({k: getattr(start, k) for k in FIT_RANGES})
     fitted_u = _to_unit({k: getattr(fit.params, k) for k in FIT_RANGES})
     attempts: list[GateAttempt] = []
 
@@ -395,25 +394,31 @@ def repair_clip(model: mujoco.MjModel, spec: Any, source: Clip, features_cfg: An
         return (clip, tried) if tried.verdict.passed else None
 
     accepted = attempt("the fitted parameters", fit.params)
-    lo, hi = 0.0, 1.0
-    for _ in range(BISECTION_STEPS if accepted is None else 0):
-        t = 0.5 * (lo + hi)
-        passed = attempt(f"{100 * t:.0f}% of the way from the start to the fit",
-                         _params(start, _from_unit(start_u + t * (fitted_u - start_u))))
-        if passed is not None:
-            lo, accepted = t, passed
-        else:
-            hi = t
     nearest = default_gait_params(_nearest_default_speed(default.speed), duration=duration)
-    fallbacks = [("the start (embedded gait at the source's speed"
-                  + (", source cadence)" if start != default else ")"), start),
-                 ("the embedded gait at the source's speed", default),
-                 (f"the embedded gait at {nearest.speed:g} m/s", nearest)]
-    tried_params = [a.params for a in attempts]
-    for label, params in fallbacks:
-        if accepted is None and params not in tried_params:
-            accepted = attempt(label, params)
-            tried_params.append(params)
+    anchors = [("the start (the embedded gait at the source's speed"
+                + (" and cadence)" if start != default else ")"), start),
+               ("the embedded gait at the source's speed", default),
+               (f"the embedded gait at {nearest.speed:g} m/s", nearest)]
+    tried: list[GaitParams] = [fit.params]
+    for label, anchor in anchors:
+        if accepted is not None:
+            break
+        if anchor in tried:
+            continue
+        tried.append(anchor)
+        accepted = attempt(label, anchor)
+        if accepted is None:
+            continue
+        # Bisection from this feasible anchor towards the fit: keep the passing point nearest the fit.
+        anchor_u, lo, hi = _to_unit({k: getattr(anchor, k) for k in FIT_RANGES}), 0.0, 1.0
+        for _ in range(BISECTION_STEPS):
+            t = 0.5 * (lo + hi)
+            passed = attempt(f"{100 * t:.0f}% of the way from {label} to the fit",
+                             _params(anchor, _from_unit(anchor_u + t * (fitted_u - anchor_u))))
+            if passed is not None:
+                lo, accepted = t, passed
+            else:
+                hi = t
 
     before = compare_style(f"embedded gait at {default.speed:.3g} m/s vs source", src, default_samples, names)
     repaired, after = None, None
