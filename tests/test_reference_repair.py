@@ -84,6 +84,21 @@ def _the_original_gait(fit: dict, gait) -> bool:
             and abs(fit["params"]["pelvis_height"] - true["pelvis_height"]) < 0.003)
 
 
+def test_gate_verdict_needs_every_start_and_the_asked_share_of_the_speed(spec, model, gait):
+    from wildamp.reference.feasibility import FeasibilityThresholds
+    from wildamp.reference.repair import gate_verdict
+
+    verdict = gate_verdict(model, spec, gait, FeasibilityThresholds(), (0.07, 0.13))
+    assert verdict.settle_times == (0.07, 0.1, 0.13)  # the gate's own start timing is always included
+    assert verdict.passed and all(r.passed for r in verdict.reports)
+    ratio = min(verdict.speed_ratios)
+    assert 0.5 < ratio < 1.5
+    assert dataclasses.replace(verdict, min_speed_ratio=ratio - 0.01).passed
+    strict = dataclasses.replace(verdict, min_speed_ratio=ratio + 0.01)
+    assert not strict.passed
+    assert f"tracked speed {ratio:.2f} of the reference < {ratio + 0.01:g}" in strict.describe()
+
+
 @pytest.mark.parametrize("spoil, fit_moves", [(infeasible.straight_knees, _straighter_knees),
                                               (infeasible.sped_up, _faster),
                                               (infeasible.tilted_start, _the_original_gait)],

@@ -18,10 +18,12 @@ repair *fits the generator to the source*:
    values. A candidate the generator refuses (a joint leaves its range) scores a large residual.
 4. **Verify** the fitted clip with the gate (:func:`wildamp.reference.feasibility.check_clip`,
    the thresholds of ``wildamp reference check``) from the tuner's four start timings (a clip that
-   passes from one start only is fragile). If it fails, the first of the start, the embedded gait
-   at the source's speed and the embedded gait at the nearest speed of its dataset that passes is
-   an anchor, and a bisection on the straight line from the anchor to the fitted parameters
-   (:data:`BISECTION_STEPS`) keeps the passing point nearest the fit. None passing: not repairable.
+   passes from one start only is fragile; optionally the tracked robot must keep a share of the
+   reference's speed, :class:`GateVerdict`). If it fails, the first of the start, the
+   embedded gait at the source's speed and the embedded gait at the nearest speed of its dataset
+   that passes is an anchor, and a bisection on the straight line from the anchor to the fitted
+   parameters (:data:`BISECTION_STEPS`) keeps the passing point nearest the fit. None passing: not
+   repairable.
 5. **Report** the style distance to the source *before* (the embedded gait at the source's speed)
    and *after* (the repaired clip): the leak detector's classifier AUC, the RMS standardised
    distance and the most different channels (:mod:`wildamp.reference.style`).
@@ -54,9 +56,9 @@ from wildamp.reference.style import (
 )
 from wildamp.reference.tuning import DEFAULT_SETTLE_TIMES, TUNABLE_RANGES
 
-__all__ = ["FIT_RANGES", "BISECTION_STEPS", "FAILED_RESIDUAL", "load_source_clip", "SourceMotion", "measure_source",
-           "FitResult", "fit_gait", "GateVerdict", "gate_verdict", "GateAttempt", "RepairResult", "repair_clip",
-           "format_repair_report", "repaired_dataset"]
+__all__ = ["FIT_RANGES", "DURATION_RANGE", "BISECTION_STEPS", "FAILED_RESIDUAL",
+           "load_source_clip", "SourceMotion", "measure_source", "FitResult", "fit_gait", "GateVerdict",
+           "gate_verdict", "GateAttempt", "RepairResult", "repair_clip", "format_repair_report", "repaired_dataset"]
 
 #: Fitted :class:`GaitParams` fields and their bounds. ``speed`` spans the embedded gait's forward
 #: speeds (every one passes the gate); ``waist_yaw_gain`` only turns the upper torso and does not
@@ -72,6 +74,10 @@ FIT_RANGES: dict[str, tuple[float, float]] = {
     "stance_lift": TUNABLE_RANGES["stance_lift"],
     "waist_yaw_gain": (0.0, 1.0),
 }
+#: Default length (s) of the repaired clip: the source's, within this range. The same length keeps
+#: the share of standing and ramp-up frames the same; the embedded gait's clips are 5 s, and longer
+#: open-loop clips at its faster speeds fall (README, "Reference gait").
+DURATION_RANGE: tuple[float, float] = (3.0, GaitParams().duration)
 #: Bisection steps on the straight line from a feasible anchor (0) to the fitted parameters (1) when
 #: the fitted clip fails the gate: the repair keeps the passing point nearest the fit (resolution 1/16).
 BISECTION_STEPS = 4
@@ -237,40 +243,60 @@ def fit_gait(source: SourceStyle, start: GaitParams, make_samples: Callable[[Gai
 
 @dataclass
 class GateVerdict:
-    """A clip on the gate from several start timings (``settle_time``); it passes only if every run does."""
+    """A clip on the gate from several start timings (``settle_time``).
+
+    It passes when every run passes the gate and the tracked robot keeps at least
+    ``min_speed_ratio`` of the reference's mean speed in every run (0: the gate alone). The gate's
+    speed tolerance (0.05 m/s + 30 %) lets a short clip pass while the robot walks at half its
+    speed, where the embedded gait keeps 0.87-1.18 of it (README "Reference gait").
+    """
 
     reports: list[ClipReport]
     settle_times: tuple[float, ...]
+    min_speed_ratio: float = 0.0
+
+    @property
+    def speed_ratios(self) -> list[float]:
+        """Tracked / reference mean speed of every run (NaN for a reference standing still)."""
+        return [r.sim_speed / r.ref_speed if r.ref_speed > 1e-9 else float("nan") for r in self.reports]
+
+    def _run_passed(self, report: ClipReport, ratio: float) -> bool:
+        return report.passed and not ratio < self.min_speed_ratio
 
     @property
     def passed(self) -> bool:
-        """True when the clip passes from every start timing."""
-        return all(r.passed for r in self.reports)
+        """True when every start timing passes the gate at ``min_speed_ratio`` of the speed or more."""
+        return all(self._run_passed(r, q) for r, q in zip(self.reports, self.speed_ratios))
 
     def describe(self) -> str:
         """One line: how many starts pass, the tracked speed range, the first failing run's failures."""
-        n = sum(r.passed for r in self.reports)
-        # Over runs that did not fall: a fall stops the run, and the few metres before say nothing.
-        ratios = [r.sim_speed / r.ref_speed for r in self.reports if r.ref_speed > 1e-9 and not r.fell]
+        runs = list(zip(self.settle_times, self.reports, self.speed_ratios))
+        n = sum(self._run_passed(r, q) for _, r, q in runs)
+        # Over runs that did not fall: a fall stops the run, and the few steps before say nothing.
+        ratios = [q for _, r, q in runs if not r.fell and np.isfinite(q)]
         speed = f", tracked speed {min(ratios):.2f}-{max(ratios):.2f} of the reference" if ratios else ""
-        line = f"{'passes' if self.passed else 'FAILS'} from {n}/{len(self.reports)} start timings{speed}"
-        failing = next(((s, r) for s, r in zip(self.settle_times, self.reports) if not r.passed), None)
+        line = f"{'passes' if self.passed else 'FAILS'} from {n}/{len(runs)} start timings{speed}"
+        failing = next(((s, r, q) for s, r, q in runs if not self._run_passed(r, q)), None)
         if failing is not None:
-            line += f"; start {failing[0]:g} s: " + "; ".join(failing[1].failures)
+            s, r, q = failing
+            why = r.failures or [f"tracked speed {q:.2f} of the reference < {self.min_speed_ratio:g}"]
+            line += f"; start {s:g} s: " + "; ".join(why)
         return line
 
     def to_dict(self) -> dict:
-        """JSON-ready: pass/fail and the failures of every start timing."""
-        return {"passed": self.passed, "runs": [{"settle_time": s, "passed": r.passed, "failures": r.failures}
-                                                for s, r in zip(self.settle_times, self.reports)]}
+        """JSON-ready: pass/fail, and the gate's failures and the speed ratio of every start timing."""
+        return {"passed": self.passed, "min_speed_ratio": self.min_speed_ratio,
+                "runs": [{"settle_time": s, "gate_passed": r.passed, "failures": r.failures,
+                          "speed_ratio": None if not np.isfinite(q) else q}
+                         for s, r, q in zip(self.settle_times, self.reports, self.speed_ratios)]}
 
 
 def gate_verdict(model: mujoco.MjModel, spec: Any, clip: Clip, thresholds: FeasibilityThresholds,
-                 settle_times: Sequence[float]) -> GateVerdict:
+                 settle_times: Sequence[float], min_speed_ratio: float = 0.0) -> GateVerdict:
     """The gate on ``clip`` from every start timing of ``settle_times`` (the thresholds' own included)."""
     times = tuple(sorted({float(thresholds.settle_time), *(float(t) for t in settle_times)}))
     return GateVerdict(reports=[check_clip(model, spec, clip, dataclasses.replace(thresholds, settle_time=t))
-                                for t in times], settle_times=times)
+                                for t in times], settle_times=times, min_speed_ratio=float(min_speed_ratio))
 
 
 @dataclass
@@ -340,15 +366,16 @@ def _start_params(motion: SourceMotion, duration: float, model: mujoco.MjModel,
 
 def repair_clip(model: mujoco.MjModel, spec: Any, source: Clip, features_cfg: Any, duration: float | None = None,
                 evaluations: int = 120, thresholds: FeasibilityThresholds | None = None,
-                settle_times: Sequence[float] = DEFAULT_SETTLE_TIMES, progress: bool = True,
-                log: Callable[[str], None] = print) -> RepairResult:
+                settle_times: Sequence[float] = DEFAULT_SETTLE_TIMES, min_speed_ratio: float = 0.0,
+                progress: bool = True, log: Callable[[str], None] = print) -> RepairResult:
     """Repair ``source`` (module docstring). ``duration``: of the repaired clip (default: the
-    generator's). A clip passes when the gate (``thresholds``: those of ``wildamp reference check`` by
+    source's, within :data:`DURATION_RANGE`). A clip passes when the gate (``thresholds``: those of ``wildamp reference check`` by
     default) passes it from every start timing of ``settle_times`` (the tuner's, plus the gate's own):
-    an open-loop tracked gait is chaotic, and a clip that passes from one start only is fragile. A
+    an open-loop tracked gait is chaotic, and a clip that passes from one start only is fragile; with
+    ``min_speed_ratio`` > 0 the tracked robot must also keep that share of the reference's speed. A
     source that passes is returned unchanged (no fit). ``log`` receives one line per stage."""
     th = thresholds or FeasibilityThresholds()
-    duration = float(GaitParams().duration if duration is None else duration)
+    duration = float(np.clip(source.duration, *DURATION_RANGE) if duration is None else duration)
     style = StyleFeatures.build(model, spec, features_cfg)
     name = f"{source.name}_repaired"
     source = resample_clip(source, 1.0 / style.ctrl_dt) if abs(source.fps * style.ctrl_dt - 1) > 1e-9 else source
@@ -357,7 +384,7 @@ def repair_clip(model: mujoco.MjModel, spec: Any, source: Clip, features_cfg: An
         f"lateral {motion.lateral_speed:+.3f} m/s, heading change {math.degrees(motion.heading_change):+.0f} deg, "
         + (f"step period {motion.step_period:.3f} s" if motion.step_period else "no clear step rhythm"))
     log("feasibility gate on the source ...")
-    source_gate = gate_verdict(model, spec, source, th, settle_times)
+    source_gate = gate_verdict(model, spec, source, th, settle_times, min_speed_ratio)
     log(f"  source {source_gate.describe()}")
     if source_gate.passed:
         return RepairResult(source_name=source.name, source_motion=motion, source_gate=source_gate, baseline=None,
@@ -388,7 +415,8 @@ def repair_clip(model: mujoco.MjModel, spec: Any, source: Clip, features_cfg: An
         except ValueError as e:
             log(f"  not generated: {e}")
             return None
-        tried = GateAttempt(label=label, params=params, verdict=gate_verdict(model, spec, clip, th, settle_times))
+        verdict = gate_verdict(model, spec, clip, th, settle_times, min_speed_ratio)
+        tried = GateAttempt(label=label, params=params, verdict=verdict)
         attempts.append(tried)
         log(f"  {tried.verdict.describe()}")
         return (clip, tried) if tried.verdict.passed else None
