@@ -23,7 +23,9 @@ KNEE_JOINTS = ("left_knee_pitch", "right_knee_pitch")
 
 
 def _variant(clip: Clip, suffix: str, how: str, **changes) -> Clip:
-    meta = {**clip.meta, "spoiled": how, "spoiled_from": clip.name}
+    # Spoiling a spoiled clip keeps both descriptions and the original clip's name.
+    how = f"{clip.meta['spoiled']}, then {how}" if "spoiled" in clip.meta else how
+    meta = {**clip.meta, "spoiled": how, "spoiled_from": clip.meta.get("spoiled_from", clip.name)}
     return dataclasses.replace(clip, name=f"{clip.name}_{suffix}", meta=meta, **changes).validate()
 
 

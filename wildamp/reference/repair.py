@@ -204,6 +204,7 @@ def fit_gait(source: SourceStyle, start: GaitParams, make_samples: Callable[[Gai
     n_res = 2 * source.scale.shape[0]
     best: dict[str, Any] = {"cost": math.inf, "u": u0}
     state = {"n": 0, "refused": 0}
+    history: list[float] = []
     bar = tqdm(total=evaluations, desc="fit gait to source", disable=not progress)
 
     def residuals(u: np.ndarray) -> np.ndarray:
@@ -219,7 +220,7 @@ def fit_gait(source: SourceStyle, start: GaitParams, make_samples: Callable[[Gai
         cost = float(np.mean(r * r))
         if cost < best["cost"]:
             best.update(cost=cost, u=np.array(u, dtype=np.float64))
-        best.setdefault("history", []).append(math.sqrt(best["cost"]))
+        history.append(math.sqrt(best["cost"]))
         bar.set_postfix(distance=f"{math.sqrt(best['cost']):.3f}", refused=state["refused"])
         return r
 
@@ -238,7 +239,7 @@ def fit_gait(source: SourceStyle, start: GaitParams, make_samples: Callable[[Gai
         raise ValueError(f"the generator refuses the start parameters {dataclasses.asdict(start)}")
     return FitResult(start=start, params=_params(start, _from_unit(best["u"])),
                      start_distance=float(np.sqrt(np.mean(r0 * r0))), distance=math.sqrt(best["cost"]),
-                     evaluations=state["n"], refused=state["refused"], history=best["history"])
+                     evaluations=state["n"], refused=state["refused"], history=history)
 
 
 @dataclass
@@ -364,16 +365,46 @@ def _start_params(motion: SourceMotion, duration: float, model: mujoco.MjModel,
     return default, cadence
 
 
+def _feasible_nearest_fit(attempt: Callable[[str, GaitParams], Any], fitted: GaitParams,
+                          anchors: Sequence[tuple[str, GaitParams]]) -> Any:
+    """The fitted parameters if they pass ``attempt`` (the gate); else the first anchor that passes
+    and then a bisection from it towards the fit, keeping the passing point nearest the fit. Returns
+    what ``attempt`` returned for the accepted candidate, or None when nothing passed."""
+    accepted = attempt("the fitted parameters", fitted)
+    fitted_u = _to_unit({k: getattr(fitted, k) for k in FIT_RANGES})
+    seen = [fitted]
+    for label, anchor in anchors:
+        if accepted is not None:
+            break
+        if anchor in seen:
+            continue
+        seen.append(anchor)
+        accepted = attempt(label, anchor)
+        if accepted is None:
+            continue
+        anchor_u, lo, hi = _to_unit({k: getattr(anchor, k) for k in FIT_RANGES}), 0.0, 1.0
+        for _ in range(BISECTION_STEPS):
+            t = 0.5 * (lo + hi)
+            passed = attempt(f"{100 * t:.0f}% of the way from {label} to the fit",
+                             _params(anchor, _from_unit(anchor_u + t * (fitted_u - anchor_u))))
+            if passed is not None:
+                lo, accepted = t, passed
+            else:
+                hi = t
+    return accepted
+
+
 def repair_clip(model: mujoco.MjModel, spec: Any, source: Clip, features_cfg: Any, duration: float | None = None,
                 evaluations: int = 120, thresholds: FeasibilityThresholds | None = None,
                 settle_times: Sequence[float] = DEFAULT_SETTLE_TIMES, min_speed_ratio: float = 0.0,
                 progress: bool = True, log: Callable[[str], None] = print) -> RepairResult:
     """Repair ``source`` (module docstring). ``duration``: of the repaired clip (default: the
-    source's, within :data:`DURATION_RANGE`). A clip passes when the gate (``thresholds``: those of ``wildamp reference check`` by
-    default) passes it from every start timing of ``settle_times`` (the tuner's, plus the gate's own):
-    an open-loop tracked gait is chaotic, and a clip that passes from one start only is fragile; with
-    ``min_speed_ratio`` > 0 the tracked robot must also keep that share of the reference's speed. A
-    source that passes is returned unchanged (no fit). ``log`` receives one line per stage."""
+    source's, within :data:`DURATION_RANGE`). A clip passes when the gate (``thresholds``: those of
+    ``wildamp reference check`` by default) passes it from every start timing of ``settle_times``
+    (the tuner's, plus the gate's own: an open-loop tracked gait is chaotic, and a clip that passes
+    from one start only is fragile); with ``min_speed_ratio`` > 0 the tracked robot must also keep
+    that share of the reference's speed. A source that passes is returned unchanged (no fit).
+    ``log`` receives one line per stage, ``progress`` shows a progress bar of the fit."""
     th = thresholds or FeasibilityThresholds()
     duration = float(np.clip(source.duration, *DURATION_RANGE) if duration is None else duration)
     style = StyleFeatures.build(model, spec, features_cfg)
@@ -404,7 +435,6 @@ def repair_clip(model: mujoco.MjModel, spec: Any, source: Clip, features_cfg: An
     log(f"fit: style distance {fit.start_distance:.3f} at the start -> {fit.distance:.3f} after "
         f"{fit.evaluations} generated clips ({fit.refused} refused by the generator)")
 
-    fitted_u = _to_unit({k: getattr(fit.params, k) for k in FIT_RANGES})
     attempts: list[GateAttempt] = []
 
     def attempt(label: str, params: GaitParams) -> tuple[Clip, GateAttempt] | None:
@@ -415,38 +445,18 @@ def repair_clip(model: mujoco.MjModel, spec: Any, source: Clip, features_cfg: An
         except ValueError as e:
             log(f"  not generated: {e}")
             return None
-        verdict = gate_verdict(model, spec, clip, th, settle_times, min_speed_ratio)
-        tried = GateAttempt(label=label, params=params, verdict=verdict)
-        attempts.append(tried)
-        log(f"  {tried.verdict.describe()}")
-        return (clip, tried) if tried.verdict.passed else None
+        gated = GateAttempt(label=label, params=params,
+                            verdict=gate_verdict(model, spec, clip, th, settle_times, min_speed_ratio))
+        attempts.append(gated)
+        log(f"  {gated.verdict.describe()}")
+        return (clip, gated) if gated.verdict.passed else None
 
-    accepted = attempt("the fitted parameters", fit.params)
     nearest = default_gait_params(_nearest_default_speed(default.speed), duration=duration)
     anchors = [("the start (the embedded gait at the source's speed"
                 + (" and cadence)" if start != default else ")"), start),
                ("the embedded gait at the source's speed", default),
                (f"the embedded gait at {nearest.speed:g} m/s", nearest)]
-    tried: list[GaitParams] = [fit.params]
-    for label, anchor in anchors:
-        if accepted is not None:
-            break
-        if anchor in tried:
-            continue
-        tried.append(anchor)
-        accepted = attempt(label, anchor)
-        if accepted is None:
-            continue
-        # Bisection from this feasible anchor towards the fit: keep the passing point nearest the fit.
-        anchor_u, lo, hi = _to_unit({k: getattr(anchor, k) for k in FIT_RANGES}), 0.0, 1.0
-        for _ in range(BISECTION_STEPS):
-            t = 0.5 * (lo + hi)
-            passed = attempt(f"{100 * t:.0f}% of the way from {label} to the fit",
-                             _params(anchor, _from_unit(anchor_u + t * (fitted_u - anchor_u))))
-            if passed is not None:
-                lo, accepted = t, passed
-            else:
-                hi = t
+    accepted = _feasible_nearest_fit(attempt, fit.params, anchors)
 
     before = compare_style(f"embedded gait at {default.speed:.3g} m/s vs source", src, default_samples, names)
     repaired, after = None, None
