@@ -233,6 +233,73 @@ def _cmd_ref_check(a: argparse.Namespace) -> int:
                       friction_scales=tuple(float(f) for f in a.friction_scales.split(",")))
 
 
+def repair_main(source: str | os.PathLike, out: str | os.PathLike, clip: str | None = None,
+                robot_config: str | os.PathLike | None = None, source_robot_config: str | os.PathLike | None = None,
+                quat_order: str | None = None, config: str | os.PathLike | None = None,
+                duration: float | None = None, evaluations: int = 120, top: int = 10,
+                settle_times: Sequence[float] | None = None, min_speed_ratio: float = 0.0,
+                progress: bool = True) -> int:
+    """CLI body of ``wildamp reference repair SOURCE.pkl|SOURCE.npz [--clip NAME] --out REPAIRED.npz``.
+
+    Fits the embedded gait generator to the source's AMP features, checks the result with the
+    feasibility gate from several start timings (``settle_times``, default the tuner's; with
+    ``min_speed_ratio`` > 0 the tracked robot must keep that share of the reference's speed) and prints
+    the style distance to the source before and after (:mod:`wildamp.reference.repair`). Exit code
+    0 written (the repaired clip passes the gate, or the source already did and is written
+    unchanged), 1 nothing passed the gate or a convention check on a GMR source failed (nothing
+    written), 2 unusable input (one line).
+    """
+    from wildamp import paths
+    from wildamp.config import load_config
+    from wildamp.reference.conventions import ConventionError
+    from wildamp.reference.generator import default_gait_params
+    from wildamp.reference.repair import format_repair_report, load_source_clip, repair_clip, repaired_dataset
+    from wildamp.reference.tuning import DEFAULT_SETTLE_TIMES
+    from wildamp.robot import load_model, load_robot_spec
+
+    try:
+        if evaluations < 1:
+            raise ValueError(f"--evaluations must be at least 1, got {evaluations}")
+        settle_times = tuple(DEFAULT_SETTLE_TIMES if settle_times is None else settle_times)
+        if not all(0.0 <= t <= 1.0 for t in settle_times):
+            raise ValueError(f"--settle-times must lie in [0, 1] s, got {list(settle_times)}")
+        if not 0.0 <= min_speed_ratio <= 1.0:
+            raise ValueError(f"--min-speed-ratio must lie in [0, 1], got {min_speed_ratio}")
+        if duration is not None:
+            default_gait_params(duration=duration)  # ValueError naming the duration if it is too short
+        spec = load_robot_spec(robot_config or paths.DEFAULT_ROBOT_CONFIG)
+        source_spec = load_robot_spec(source_robot_config) if source_robot_config is not None else None
+        features = load_config(config or paths.CONFIGS_DIR / "smoke.yaml").features
+        src = load_source_clip(source, spec, clip, source_spec=source_spec, quat_order=quat_order)
+        model = load_model(spec.model_path)
+    except ConventionError as e:
+        print(f"repair: check failed: {e}", file=sys.stderr)
+        return 1
+    except (ValueError, FileNotFoundError, KeyError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"repair: error: {msg}", file=sys.stderr)
+        return 2
+    result = repair_clip(model, spec, src, features, duration=duration, evaluations=evaluations,
+                         settle_times=settle_times, min_speed_ratio=min_speed_ratio, progress=progress)
+    print(format_repair_report(result, top))
+    if not result.repaired:
+        print(f"repair: {src.name!r} could not be repaired: no candidate passed the feasibility gate "
+              "(nothing written)", file=sys.stderr)
+        return 1
+    repaired_dataset(result).save(out)
+    print(f"wrote {out}: clip {result.clip.name!r}, {result.clip.num_frames} frames @ {result.clip.fps:g} Hz "
+          f"(check it with `wildamp reference check {out}`)")
+    return 0
+
+
+def _cmd_ref_repair(a: argparse.Namespace) -> int:
+    return repair_main(a.source, a.out, clip=a.clip, robot_config=a.robot_config,
+                       source_robot_config=a.source_robot_config, quat_order=a.quat_order, config=a.config,
+                       duration=a.duration, evaluations=a.evaluations, top=a.top,
+                       settle_times=[float(t) for t in a.settle_times.split(",")] if a.settle_times else None,
+                       min_speed_ratio=a.min_speed_ratio)
+
+
 def tune_main(speeds: Sequence[float], out: str | os.PathLike | None = None, iterations: int = 14,
               population: int = 40, init: str | None = None, seed: int = 0, workers: int | None = None,
               settle_times: Sequence[float] | None = None, friction_scales: Sequence[float] = (1.0,),
@@ -586,6 +653,28 @@ def build_parser() -> argparse.ArgumentParser:
     rchk.add_argument("--friction-scales", default="1.0",
                       help="with --starts: also on floors of these friction scales (e.g. 0.75,1,1.25)")
     rchk.set_defaults(fn=_cmd_ref_check)
+    rep = ref.add_parser("repair", help="the nearest clip the robot can follow: the gait generator fitted to "
+                                         "an infeasible clip's AMP features, checked by the gate")
+    rep.add_argument("source", help="a GMR pickle (.pkl) or a motion dataset (.npz)")
+    rep.add_argument("--clip", default=None, help="the clip of a dataset to repair (needed when it holds several)")
+    rep.add_argument("--out", required=True, help="the repaired dataset (.npz, one clip)")
+    rep.add_argument("--robot-config", default=None, help="the robot's config (default: assets/robot_config.yaml)")
+    rep.add_argument("--source-robot-config", default=None,
+                     help="GMR source: config of the robot the clip was made for (as for convert-gmr)")
+    rep.add_argument("--quat-order", choices=["xyzw", "wxyz"], default=None,
+                     help="GMR source: order of root_rot (as for convert-gmr)")
+    rep.add_argument("--config", default=None, help="config whose features section is used (default: configs/smoke.yaml)")
+    rep.add_argument("--duration", type=float, default=None, help="length of the repaired clip (s; default: the source's, within 3-5 s)")
+    rep.add_argument("--evaluations", type=int, default=120,
+                     help="most candidate clips generated by the fit (each a fraction of a second)")
+    rep.add_argument("--top", type=int, default=10, help="channels listed in the style table")
+    rep.add_argument("--settle-times", default=None,
+                     help="comma-separated start timings (s) the repaired clip must pass the gate from "
+                          "(default 0.07,0.1,0.13,0.17; the gate's own 0.1 is always included)")
+    rep.add_argument("--min-speed-ratio", type=float, default=0.0,
+                     help="also require the tracked robot to keep this share of the reference's mean speed from "
+                          "every start (default 0: the gate alone; the embedded gait keeps 0.87 or more)")
+    rep.set_defaults(fn=_cmd_ref_repair)
     tune = ref.add_parser("tune", help="search gait-generator parameters the robot follows (gate in the loop)")
     tune.add_argument("--speeds", default=None, help="comma-separated forward speeds (m/s) the set must walk")
     tune.add_argument("--lateral-speeds", default=None,
