@@ -212,6 +212,7 @@ def test_contacts_are_raster_bars_per_pad_and_source():
     assert len(bars[0]) == 1 and len(bars[1]) == 1     # one contact run each on pad 0
     x0 = bars[1][0].get_extents().x0
     assert x0 == pytest.approx(t[15])                  # the estimate's bar starts where it does
+    assert sum("never in contact" in x.get_text() for x in ax.texts) == 2 * (len(FOOT_GEOMS) - 1)  # empty rows say so
     assert figure_problems(fig) == []
     with pytest.raises(ValueError, match="0/1"):
         viz.plot_contacts(t, {"force": np.random.default_rng(0).random((50, 4))})

@@ -643,6 +643,8 @@ def plot_contacts(
         for i, src in enumerate(sources):
             runs = _runs(flags[src][:, k])
             ax.broken_barh([(t[a], (b - a) * dt) for a, b in runs], (y, 0.8), color=f"C{i}", lw=0)
+            if not runs:   # an empty row would read as a gap in the figure
+                ax.text(t[0], y + 0.4, "  never in contact", va="center", fontsize=7, color="0.4")
             agree = "" if i == 0 else f" ({100 * (flags[src][:, k] == first[:, k]).mean():.0f}% agree)"
             ticks.append(y + 0.4)
             labels.append(f"{name}: {src}{agree}")
