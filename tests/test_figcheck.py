@@ -101,3 +101,13 @@ def test_a_figure_title_over_a_panel_title_is_found():
     assert any("figure title and title of panel 1 overlap" in p for p in problems), problems
     with pytest.raises(AssertionError, match="overlap"):
         check_figure(fig)
+    # A figure legend over the figure title counts too.
+    fig, ax = _axes()
+    ax.plot(X, X, label="a curve with a long legend entry"); ax.set_xlabel("x"); ax.set_ylabel("y")
+    fig.suptitle("a figure title")
+    fig.legend(loc="upper center")
+    assert any("figure title and figure legend 0 overlap" in p for p in figure_problems(fig))
+    fig.legends[0].remove()
+    fig.supxlabel("time [s]")
+    fig.legend(loc="lower center")
+    assert any("figure x label and figure legend 0 overlap" in p for p in figure_problems(fig))

@@ -355,8 +355,7 @@ def plot_learning_curves(runs: Mapping[str, Sequence[Mapping[str, float]]],
     for ax, key in zip(axes.flat, keys):
         for i, (label, hist) in enumerate(runs.items()):
             if hist and key in hist[0]:
-                ax.plot(*series(hist, key), label=label, color=f"C{i}", ls=LINE_STYLES[i % len(LINE_STYLES)],
-                        lw=1.3 + 0.5 * (len(runs) - 1 - i))   # earlier runs wider: they show under later ones
+                ax.plot(*series(hist, key), label=label, color=f"C{i}", ls=LINE_STYLES[i % len(LINE_STYLES)], lw=1.4)
         ax.set_title(key, fontsize=9)
         ax.set_xlabel("discriminator iteration", fontsize=8)
         ax.set_ylabel(_curve_label(key), fontsize=8)

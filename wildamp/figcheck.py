@@ -138,11 +138,12 @@ def _legend_covers(ax: "Axes", renderer: Any) -> list[str]:
 
 
 def _overlapping_titles(fig: "Figure", axes: list["Axes"], renderer: Any) -> list[str]:
-    """The figure title, panel titles and axis labels must not print over one another."""
+    """The figure title, panel titles, axis labels and figure legends must not print over one another."""
     texts = []
-    sup = getattr(fig, "_suptitle", None)
-    if sup is not None and sup.get_text():
-        texts.append(("figure title", sup))
+    for what, attr in (("figure title", "_suptitle"), ("figure x label", "_supxlabel"), ("figure y label", "_supylabel")):
+        t = getattr(fig, attr, None)
+        if t is not None and t.get_text():
+            texts.append((what, t))
     for i, ax in enumerate(axes):
         for loc in ("center", "left", "right"):
             t = {"center": ax.title, "left": ax._left_title, "right": ax._right_title}[loc]
@@ -152,6 +153,7 @@ def _overlapping_titles(fig: "Figure", axes: list["Axes"], renderer: Any) -> lis
             if t.get_text() and t.get_visible():
                 texts.append((f"{what} of panel {i}", t))
     boxes = [(name, t.get_window_extent(renderer)) for name, t in texts]
+    boxes += [(f"figure legend {i}", lg.get_window_extent(renderer)) for i, lg in enumerate(fig.legends)]
     out = []
     for (na, a), (nb, b) in combinations(boxes, 2):
         w = min(a.x1, b.x1) - max(a.x0, b.x0)
@@ -167,7 +169,7 @@ def figure_problems(fig: "Figure") -> list[str]:
     Checked per visible panel: an x and a y label (its own, a shared one of its row/column, or the
     figure's ``supxlabel``/``supylabel``); data, or else a text note saying why there is none; no
     curve exactly hidden under another; a legend that covers no curve. For the whole figure: no
-    titles or axis labels printed over one another.
+    titles, axis labels or figure legends printed over one another.
     """
     fig.canvas.draw()   # text extents and legend positions exist only after a draw
     renderer = fig.canvas.get_renderer()

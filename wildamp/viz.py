@@ -577,8 +577,7 @@ def plot_joint_traces(
     if label is not None:
         for old in fig.legends:
             old.remove()
-        fig.legend(*fig.axes[0].get_legend_handles_labels(), loc="outside upper right", fontsize=7,
-                   ncol=4)
+        fig.legend(*fig.axes[0].get_legend_handles_labels(), loc="outside right upper", fontsize=7)
     return fig
 
 
