@@ -34,6 +34,15 @@ def test_a_clean_figure_passes():
     assert figure_problems(fig) == [] and check_figure(fig) is fig
 
 
+def test_a_figure_made_without_pyplot_is_checked_too():
+    from matplotlib.figure import Figure
+
+    fig = Figure()                                     # as LivePlot makes it: no pyplot, no canvas to draw on
+    ax = fig.add_subplot()
+    ax.plot(X, X)
+    assert figure_problems(fig) == ["panel 0: no x label", "panel 0: no y label"]
+
+
 def test_missing_axis_labels_are_found_and_shared_or_figure_labels_count():
     fig, ax = _axes()
     ax.plot(X, X)

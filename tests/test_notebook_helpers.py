@@ -288,6 +288,12 @@ def test_training_panels_label_axes_share_d_and_leave_out_compiling():
     assert "only compiling" in fig.axes[0].texts[0].get_text() and figure_problems(fig) == []
     with pytest.raises(KeyError, match="unknown panels"):
         TP.plot_training(recs, ("nope",))
+    # Two runs on the same panels (PPO+AMP vs PPO only): one labelled line each, in different styles.
+    fig = TP.plot_training({"PPO + AMP": recs, "PPO only": _health_records(6)}, ("task_reward", "disc_output"))
+    assert figure_problems(fig) == []
+    task = fig.axes[0].get_lines()
+    assert [ln.get_label() for ln in task] == ["PPO + AMP", "PPO only"] and task[0].get_linestyle() != task[1].get_linestyle()
+    assert len(fig.axes[1].get_lines()) == 4 and fig.axes[1].get_lines()[3].get_label() == "PPO only: D(policy)"
     plt.close("all")
 
 

@@ -171,6 +171,10 @@ def figure_problems(fig: "Figure") -> list[str]:
     curve exactly hidden under another; a legend that covers no curve. For the whole figure: no
     titles, axis labels or figure legends printed over one another.
     """
+    if not hasattr(fig.canvas, "get_renderer"):   # a Figure made without pyplot has no drawing canvas
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        FigureCanvasAgg(fig)
     fig.canvas.draw()   # text extents and legend positions exist only after a draw
     renderer = fig.canvas.get_renderer()
     axes = [ax for ax in fig.axes if ax.get_visible() and ax.axison]

@@ -134,30 +134,40 @@ def _env_steps_axis(ax: Any) -> None:
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: _scaled(x)))
 
 
-def _draw_panel(ax: Any, panel: Panel, records: Sequence[Mapping[str, Any]], iterations_per_call: int) -> None:
-    rows = compile_free(records, iterations_per_call) if panel.skip_compile else list(records)
-    xs = np.array([float(r[ENV_STEPS_KEY]) for r in rows], dtype=np.float64)
+def _draw_panel(ax: Any, panel: Panel, runs: Mapping[str, Sequence[Mapping[str, Any]]],
+                iterations_per_call: int) -> None:
+    from wildamp.viz import LINE_STYLES
+
     drawn = 0
-    for i, (key, label) in enumerate(panel.series):
-        ys = np.array([float(r.get(key, math.nan)) for r in rows], dtype=np.float64)
-        finite = np.isfinite(ys)
-        if not finite.any():
-            continue
-        # A point with no finite neighbour would not show as a line: give every point a marker.
-        ax.plot(xs, ys, lw=1.3, marker="." if finite.sum() < 20 else None, ms=4, color=f"C{i}",
-                ls=("-", "--")[i % 2], label=label)
-        drawn += 1
+    all_x: list[float] = []
+    for j, (run, records) in enumerate(runs.items()):
+        all_x += [float(r[ENV_STEPS_KEY]) for r in records]
+        rows = compile_free(records, iterations_per_call) if panel.skip_compile else list(records)
+        xs = np.array([float(r[ENV_STEPS_KEY]) for r in rows], dtype=np.float64)
+        for i, (key, label) in enumerate(panel.series):
+            ys = np.array([float(r.get(key, math.nan)) for r in rows], dtype=np.float64)
+            finite = np.isfinite(ys)
+            if not finite.any():
+                continue
+            # Series of one run differ in colour and style; runs differ in line style (and colour when
+            # a panel has one series), so two coinciding curves both show.
+            style = LINE_STYLES[(i + j) % len(LINE_STYLES)]
+            color = f"C{i}" if len(panel.series) > 1 else f"C{j}"
+            name = label if len(runs) == 1 else (run if len(panel.series) == 1 else f"{run}: {label}")
+            # A point with no finite neighbour would not show as a line: few points get markers.
+            ax.plot(xs, ys, lw=1.3, marker="." if finite.sum() < 20 else None, ms=4, color=color, ls=style,
+                    label=name)
+            drawn += 1
     if panel.band is not None:
         ax.axhspan(*panel.band, color="tab:green", alpha=0.12, lw=0, label=panel.band_label)
     if panel.hline is not None:
         ax.axhline(panel.hline, color="0.5", ls=":", lw=0.9, label=panel.hline_label)
     if not drawn:
-        ax.text(0.5, 0.5, f"{panel.empty_note}\n({len(records)} iterations)", ha="center", va="center",
+        n = max(len(r) for r in runs.values()) if runs else 0
+        ax.text(0.5, 0.5, f"{panel.empty_note}\n({n} iterations)", ha="center", va="center",
                 transform=ax.transAxes, fontsize=8, color="0.4")
-    if records:
-        all_x = [float(r[ENV_STEPS_KEY]) for r in records]
-        if min(all_x) < max(all_x):
-            ax.set_xlim(min(all_x), max(all_x))   # the same x range as the other panels
+    if all_x and min(all_x) < max(all_x):
+        ax.set_xlim(min(all_x), max(all_x))   # the same x range as the other panels
     ax.set_title(panel.title, fontsize=9)
     ax.set_ylabel(panel.ylabel, fontsize=8)
     ax.set_xlabel("env steps", fontsize=8)
@@ -168,27 +178,32 @@ def _draw_panel(ax: Any, panel: Panel, records: Sequence[Mapping[str, Any]], ite
         ax.legend(fontsize=6, loc="best")
 
 
-def plot_training(records: Sequence[Mapping[str, Any]], panels: Sequence[str] = LIVE_PANELS,
-                  iterations_per_call: int = 1, fig: "Figure | None" = None, ncols: int = 3,
-                  title: str | None = None) -> "Figure":
-    """Draw the named `PANELS` of one run's flat training records (``on_metrics`` records).
+def plot_training(records: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Mapping[str, Any]]],
+                  panels: Sequence[str] = LIVE_PANELS, iterations_per_call: int = 1, fig: "Figure | None" = None,
+                  ncols: int = 3, title: str | None = None) -> "Figure":
+    """Draw the named `PANELS` of one run's flat training records (``on_metrics`` records), or of
+    several runs side by side (``{run name: records}``, e.g. PPO+AMP vs PPO only).
 
     Args:
-        records: flat records with ``training/iteration`` and ``training/env_steps``.
+        records: flat records with ``training/iteration`` and ``training/env_steps``, or a mapping of
+            run name to such records.
         panels: names in `PANELS`.
         iterations_per_call: the trainer's ``iterations_per_call`` (panels with ``skip_compile``
-            leave out the first call's iterations).
+            leave out the first call's iterations of each run).
         fig: clear and redraw this figure (live updating) instead of a new one.
         title: figure title.
     """
     import matplotlib.pyplot as plt
 
+    runs = dict(records) if isinstance(records, Mapping) else {"": list(records)}
     unknown = [p for p in panels if p not in PANELS]
     if unknown:
         raise KeyError(f"unknown panels {unknown}; known: {sorted(PANELS)}")
-    for r in records:
-        if ITERATION_KEY not in r or ENV_STEPS_KEY not in r:
-            raise KeyError(f"training record without {ITERATION_KEY!r}/{ENV_STEPS_KEY!r} (keys: {sorted(r)[:12]} ...)")
+    for recs in runs.values():
+        for r in recs:
+            if ITERATION_KEY not in r or ENV_STEPS_KEY not in r:
+                raise KeyError(f"training record without {ITERATION_KEY!r}/{ENV_STEPS_KEY!r} "
+                               f"(keys: {sorted(r)[:12]} ...)")
     cols = min(ncols, len(panels))
     rows = math.ceil(len(panels) / cols)
     if fig is None:
@@ -197,7 +212,7 @@ def plot_training(records: Sequence[Mapping[str, Any]], panels: Sequence[str] = 
         fig.clear()
         fig.set_layout_engine("constrained")
     for i, name in enumerate(panels):
-        _draw_panel(fig.add_subplot(rows, cols, i + 1), PANELS[name], records, iterations_per_call)
+        _draw_panel(fig.add_subplot(rows, cols, i + 1), PANELS[name], runs, iterations_per_call)
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
