@@ -282,6 +282,7 @@ def test_training_panels_label_axes_share_d_and_leave_out_compiling():
     assert np.array_equal(sps.get_xdata(), [384.0, 512.0, 640.0, 768.0])   # iterations 3..6
     assert min(sps.get_ydata()) > 1000
     assert "no episode ended yet" in ax["falls"].texts[0].get_text() and not ax["falls"].get_lines()
+    assert len(ax["falls"].get_yticks()) == 0                  # no meaningless y scale on an empty panel
     assert ax["disc_acc"].xaxis.get_major_formatter()(1_500_000, 0) == "1.5 M"
     # Only compiling iterations: the throughput panel says so instead of plotting them.
     fig = TP.plot_training(recs[:2], ("sps",), iterations_per_call=2)

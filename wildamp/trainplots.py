@@ -166,8 +166,10 @@ def _draw_panel(ax: Any, panel: Panel, runs: Mapping[str, Sequence[Mapping[str, 
         n = max(len(r) for r in runs.values()) if runs else 0
         ax.text(0.5, 0.5, f"{panel.empty_note}\n({n} iterations)", ha="center", va="center",
                 transform=ax.transAxes, fontsize=8, color="0.4")
+        ax.set_yticks([])   # no values: a y scale would mean nothing
     if all_x and min(all_x) < max(all_x):
-        ax.set_xlim(min(all_x), max(all_x))   # the same x range as the other panels
+        pad = 0.03 * (max(all_x) - min(all_x))
+        ax.set_xlim(min(all_x) - pad, max(all_x) + pad)   # the same x range as the other panels
     ax.set_title(panel.title, fontsize=9)
     ax.set_ylabel(panel.ylabel, fontsize=8)
     ax.set_xlabel("env steps", fontsize=8)

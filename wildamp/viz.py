@@ -186,6 +186,24 @@ def _frame_indices(T: int, fps: float | None, source_fps: float | None) -> np.nd
     return np.clip(np.rint(np.arange(n) / fps * source_fps).astype(int), 0, T - 1)
 
 
+def _camera_poses(cam: "str | int | HeadingCamera", qpos_seq: np.ndarray) -> Any:
+    """``camera_at(t)``: what `mujoco.Renderer.update_scene` gets as the camera for frame t."""
+    if not isinstance(cam, HeadingCamera):
+        return lambda t: cam
+    import mujoco
+
+    lookat, azimuth = cam.poses(qpos_seq)
+    free = mujoco.MjvCamera()
+    free.type = mujoco.mjtCamera.mjCAMERA_FREE
+    free.distance, free.elevation = cam.distance, cam.elevation
+
+    def camera_at(t: int) -> Any:
+        free.lookat[:], free.azimuth = lookat[t], azimuth[t]
+        return free
+
+    return camera_at
+
+
 def render_qpos_trajectory(
     model: "mujoco.MjModel",
     qpos_seq: np.ndarray,
@@ -236,20 +254,12 @@ def render_qpos_trajectory(
         ) from e
     data = mujoco.MjData(model)
     frames = np.empty((len(idx), height, width, 3), dtype=np.uint8)
-    if isinstance(cam, HeadingCamera):
-        lookat, azimuth = cam.poses(qpos_seq)
-        free = mujoco.MjvCamera()
-        free.type = mujoco.mjtCamera.mjCAMERA_FREE
-        free.distance, free.elevation = cam.distance, cam.elevation
+    camera_at = _camera_poses(cam, qpos_seq)
     try:
         for i, t in enumerate(idx):
             data.qpos[:] = qpos_seq[t]
             mujoco.mj_forward(model, data)
-            if isinstance(cam, HeadingCamera):
-                free.lookat[:], free.azimuth = lookat[t], azimuth[t]
-                renderer.update_scene(data, camera=free, scene_option=scene_option)
-            else:
-                renderer.update_scene(data, camera=cam, scene_option=scene_option)
+            renderer.update_scene(data, camera=camera_at(t), scene_option=scene_option)
             renderer.render(out=frames[i])
     finally:
         renderer.close()
@@ -272,21 +282,13 @@ def robot_masks(model: "mujoco.MjModel", qpos_seq: np.ndarray, camera: "str | in
     renderer = mujoco.Renderer(model, height=height, width=width)
     renderer.enable_segmentation_rendering()
     data = mujoco.MjData(model)
-    if isinstance(cam, HeadingCamera):
-        lookat, azimuth = cam.poses(qpos_seq)
-        free = mujoco.MjvCamera()
-        free.type = mujoco.mjtCamera.mjCAMERA_FREE
-        free.distance, free.elevation = cam.distance, cam.elevation
+    camera_at = _camera_poses(cam, qpos_seq)
     masks = np.zeros((len(idx), height, width), dtype=bool)
     try:
         for i, t in enumerate(idx):
             data.qpos[:] = qpos_seq[t]
             mujoco.mj_forward(model, data)
-            if isinstance(cam, HeadingCamera):
-                free.lookat[:], free.azimuth = lookat[t], azimuth[t]
-                renderer.update_scene(data, camera=free)
-            else:
-                renderer.update_scene(data, camera=cam)
+            renderer.update_scene(data, camera=camera_at(t))
             seg = renderer.render()
             ids, types = seg[..., 0], seg[..., 1]
             is_geom = (types == int(mujoco.mjtObj.mjOBJ_GEOM)) & (ids >= 0)
@@ -341,30 +343,6 @@ def _font(size: int = 11) -> Any:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1 has no size argument
         return ImageFont.load_default()
-
-
-def _text_fill(frame: np.ndarray, text: str, xy: tuple[int, int]) -> np.ndarray:
-    """Draw ``text`` (with a dark box behind it for contrast) onto one frame with PIL."""
-    from PIL import Image, ImageDraw
-
-    img = Image.fromarray(frame)
-    draw = ImageDraw.Draw(img)
-    font = _font()
-    box = draw.textbbox(xy, text, font=font)
-    draw.rectangle((box[0] - 2, box[1] - 2, box[2] + 2, box[3] + 2), fill=(0, 0, 0))
-    draw.text(xy, text, fill=(255, 255, 255), font=font)
-    return np.asarray(img)
-
-
-def overlay_text(frames: np.ndarray, text: str | Sequence[str], xy: tuple[int, int] = (4, 4)) -> np.ndarray:
-    """Return a copy of ``frames`` with ``text`` drawn at ``xy`` (one string, or one per frame).
-
-    Text drawn *into* the picture can cover the robot; for labels prefer `caption`, which puts them
-    in a bar outside the rendered image.
-    """
-    frames = _check_frames(frames)
-    texts = _per_frame(text, len(frames))
-    return np.stack([_text_fill(f, t, xy) for f, t in zip(frames, texts)]) if len(frames) else frames.copy()
 
 
 def _per_frame(text: str | Sequence[str], n: int) -> list[str]:
