@@ -453,7 +453,8 @@ def render_eval_rollouts(model: "mujoco.MjModel", qpos: np.ndarray, commands: np
     returns it, ``commands`` (N, 3) its commands (`Evaluator.commands`), ``dt`` the control step;
     ``camera`` as in `wildamp.viz.render_qpos_trajectory` (default: the heading-following camera).
 
-    Note: the evaluator's env resets itself after a fall, so a fallen robot reappears standing.
+    Note: the evaluator's env resets itself after a fall; `Evaluator.evaluate(keep_qpos=True)` holds
+    each episode at its last live pose instead, so a fallen robot does not reappear standing.
     """
     from wildamp import viz
 
