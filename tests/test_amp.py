@@ -327,6 +327,17 @@ def test_monitor_fires_on_stuck_at_one():
     assert str(w[0]) == w[0].text and f"{w[0]}" == w[0].text   # the trainer prints them with f-strings
 
 
+def test_monitor_verdict_needs_a_filled_window():
+    mon = DiscHealthMonitor(window=5)
+    _run(mon, [0.46] * 4)     # pinned at 0.5, but shorter than the window: no warning could fire yet
+    assert not mon.judged and mon.warnings_issued == 0
+    assert mon.verdict().startswith("not enough iterations to judge") and "in range" not in mon.verdict()
+    _run(mon, [0.7])          # a healthy 5th iteration: the window is filled, nothing fired
+    assert mon.judged and "stayed in range" in mon.verdict()
+    w = _run(mon, [1.0] * 5)
+    assert mon.warnings_issued == len(w) == 1 and mon.verdict().startswith("1 warning(s) in 10 iterations")
+
+
 def test_health_warning_is_a_typed_record():
     from wildamp.amp import HEALTH_KINDS, HealthWarning
 

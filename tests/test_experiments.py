@@ -291,3 +291,25 @@ def test_reward_order_check_tells_before_from_after(trained):
     assert bad["max_abs_diff_after"] < 1e-6 and bad["max_abs_diff_before"] > 1e-4
     assert good["reward_step"] == pytest.approx(good["reward_before"])
     assert bad["reward_step"] == pytest.approx(bad["reward_after"])
+
+
+def test_learning_curves_label_every_panel_and_keep_coinciding_runs_visible():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from wildamp.figcheck import figure_problems
+
+    hist = [{"iteration": i, "disc_acc": 0.5 + 0.01 * i, "reward_real": 0.1 * i, "disc_sigma_0": 1.0,
+             "replay_fill": 0.1 * i} for i in range(1, 8)]
+    # Two runs with identical curves (as the two replay fills of notebook 03): both must stay visible.
+    fig = X.plot_learning_curves({"a": hist, "b": [dict(r) for r in hist]},
+                                 keys=("disc_acc", "reward_real", "disc_sigma_0", "replay_fill"), ncols=2, title="t")
+    assert figure_problems(fig) == []
+    assert [ax.get_ylabel() for ax in fig.axes] == ["accuracy on training batches", "mean style reward (0..1)",
+                                                   "σ of layer 0", "fraction full"]
+    a, b = fig.axes[0].get_lines()[:2]
+    assert a.get_linestyle() != b.get_linestyle()
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["a", "b"]
+    plt.close("all")

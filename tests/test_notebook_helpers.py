@@ -15,6 +15,9 @@ import pytest
 
 from wildamp import notebook as NB
 from wildamp import paths
+from wildamp import trainplots as TP
+from wildamp.viz import CAPTION_HEIGHT as CAPTION
+from wildamp.amp.monitor import HEALTHY_DISC_ACC as HEALTHY
 
 
 # --------------------------------------------------------------------------------------- runtime
@@ -61,6 +64,12 @@ def test_setup_runtime_local_branch(tmp_path, monkeypatch):
     # Headless Linux (the test machine) renders through EGL, which conftest selects.
     assert rt.mujoco_gl == os.environ.get("MUJOCO_GL", "").lower()
     assert "cpu" in str(rt)
+    # Started outside the checkout it imports (tmp_path): the Runtime says whose code runs.
+    assert rt.started_in == tmp_path and rt.foreign_checkout
+    assert f"WARNING: this notebook started in {tmp_path}, outside {paths.REPO_ROOT}" in str(rt)
+    monkeypatch.chdir(paths.REPO_ROOT / "notebooks")
+    rt = NB.setup_runtime(colab=False, egl_vendor_file=vendor, compilation_cache=False)
+    assert rt.started_in == paths.REPO_ROOT / "notebooks" and not rt.foreign_checkout and "WARNING" not in str(rt)
 
 
 def test_setup_runtime_adds_gpu_flags_where_a_gpu_may_run(tmp_path, monkeypatch):
@@ -200,13 +209,6 @@ def _record(it: int, **extra) -> dict:
     return r
 
 
-def test_dashboard_record_shape_and_missing_keys():
-    d = NB.dashboard_record(_record(3))
-    assert d["iteration"] == 3 and d["env_steps"] == 384.0 and d["metrics"]["reward/task"] == pytest.approx(0.3)
-    with pytest.raises(KeyError, match="training/iteration"):
-        NB.dashboard_record({"reward/task": 1.0})
-
-
 def test_live_plot_redraws_every_n_and_updates_one_output():
     shown = []
 
@@ -222,14 +224,87 @@ def test_live_plot_redraws_every_n_and_updates_one_output():
     assert shown[0][1] is None and shown[1][1] == "handle"
     assert shown[0][0].data[:8] == b"\x89PNG\r\n\x1a\n"
     fig = live.finish()
-    assert live.redraws == 3 and len(fig.axes) == len(NB.LIVE_KEYS)
-    titles = [ax.get_title() for ax in fig.axes]
-    assert all(any(t.startswith(k) for t in titles) for k in NB.LIVE_KEYS)
+    assert live.redraws == 3 and len(fig.axes) == len(TP.LIVE_PANELS)
+    assert [ax.get_title() for ax in fig.axes] == [TP.PANELS[p].title for p in TP.LIVE_PANELS]
+    assert fig.get_suptitle() == "test iteration 5, 640 env steps"
     # The plotted task-reward line holds every iteration.
-    task_ax = fig.axes[[i for i, t in enumerate(titles) if t.startswith("reward/task")][0]]
+    task_ax = fig.axes[TP.LIVE_PANELS.index("task_reward")]
     assert np.allclose(task_ax.lines[0].get_ydata(), [0.1 * i for i in range(1, 6)])
     live.finish()
     assert live.redraws == 3, "nothing new arrived: no redraw"
+    with pytest.raises(KeyError, match="nope"):
+        NB.LivePlot(panels=("nope",))
+
+
+def test_format_env_steps_and_robot_time_use_readable_units():
+    assert TP.format_env_steps(512) == "512 env steps"
+    assert TP.format_env_steps(12_288) == "12.3 k env steps"
+    assert TP.format_env_steps(1_234_567) == "1.23 M env steps"
+    assert TP.format_env_steps(29_491_200) == "29.5 M env steps"
+    assert TP.format_env_steps(0) == "0 env steps"
+    assert TP.format_robot_time(10.24) == "10.2 s"
+    assert TP.format_robot_time(750) == "12.5 min"
+    assert TP.format_robot_time(589_824) == "164 h"
+    with pytest.raises(ValueError):
+        TP.format_env_steps(-1)
+
+
+def test_compile_free_drops_the_first_call():
+    recs = [_record(i, **{"training/sps": s}) for i, s in enumerate((30.0, 30.0, 1700.0, 1750.0), start=1)]
+    assert [r["training/sps"] for r in TP.compile_free(recs, 2)] == [1700.0, 1750.0]
+    assert TP.compile_free(recs[:2], 2) == []
+    with pytest.raises(ValueError):
+        TP.compile_free(recs, 0)
+
+
+def _health_records(n: int, acc: float = 0.7) -> list[dict]:
+    return [_record(i, **{"amp/disc_acc": acc, "amp/disc_real_mean": 0.6, "amp/disc_fake_mean": 0.3,
+                          "amp/reward_mean": 0.4, "amp/replay_fill": 0.1 * i, "ppo/approx_kl": 0.01,
+                          "training/sps": 30.0 if i <= 2 else 1700.0 + i})
+            for i in range(1, n + 1)]
+
+
+def test_training_panels_label_axes_share_d_and_leave_out_compiling():
+    import matplotlib.pyplot as plt
+
+    from wildamp.figcheck import figure_problems
+
+    recs = _health_records(6, acc=0.75)
+    for r in recs:
+        r["episode/fall"] = math.nan                     # no episode ended in the whole run
+    fig = TP.plot_training(recs, TP.HEALTH_PANELS, iterations_per_call=2, title="run")
+    assert figure_problems(fig) == []
+    ax = dict(zip(TP.HEALTH_PANELS, fig.axes))
+    assert [ln.get_label() for ln in ax["disc_output"].get_lines()[:2]] == ["D(reference)", "D(policy)"]
+    band = [p for p in ax["disc_acc"].patches if p.get_label().startswith("healthy")]
+    assert band and np.allclose((band[0].get_y(), band[0].get_y() + band[0].get_height()), HEALTHY)
+    sps = ax["sps"].get_lines()[0]
+    assert np.array_equal(sps.get_xdata(), [384.0, 512.0, 640.0, 768.0])   # iterations 3..6
+    assert min(sps.get_ydata()) > 1000
+    assert "no episode ended yet" in ax["falls"].texts[0].get_text() and not ax["falls"].get_lines()
+    assert len(ax["falls"].get_yticks()) == 0                  # no meaningless y scale on an empty panel
+    assert ax["disc_acc"].xaxis.get_major_formatter()(1_500_000, 0) == "1.5 M"
+    # Only compiling iterations: the throughput panel says so instead of plotting them.
+    fig = TP.plot_training(recs[:2], ("sps",), iterations_per_call=2)
+    assert "only compiling" in fig.axes[0].texts[0].get_text() and figure_problems(fig) == []
+    with pytest.raises(KeyError, match="unknown panels"):
+        TP.plot_training(recs, ("nope",))
+    # Two runs on the same panels (PPO+AMP vs PPO only): one labelled line each, in different styles.
+    fig = TP.plot_training({"PPO + AMP": recs, "PPO only": _health_records(6)}, ("task_reward", "disc_output"))
+    assert figure_problems(fig) == []
+    task = fig.axes[0].get_lines()
+    assert [ln.get_label() for ln in task] == ["PPO + AMP", "PPO only"] and task[0].get_linestyle() != task[1].get_linestyle()
+    assert len(fig.axes[1].get_lines()) == 4 and fig.axes[1].get_lines()[3].get_label() == "PPO only: D(policy)"
+    plt.close("all")
+
+
+def test_replay_health_gives_the_trainers_verdict():
+    short = NB.replay_health(_health_records(4, acc=0.5), window=5, objective="lsgan_01")
+    assert short.verdict().startswith("not enough iterations to judge") and short.warnings_issued == 0
+    ok = NB.replay_health(_health_records(6), window=5, objective="lsgan_01")
+    assert "stayed in range" in ok.verdict()
+    strong = NB.replay_health(_health_records(10, acc=1.0), window=5, objective="lsgan_01")
+    assert strong.warnings_issued == 2 and strong.verdict().startswith("2 warning(s)")
 
 
 def test_missing_metrics_uses_the_registry():
@@ -254,14 +329,18 @@ def test_nonfinite_metrics_ignores_only_empty_episode_stats():
 
 
 def test_format_eval_table_lists_every_command():
-    ev = {"vel_error": 0.12, "fall_rate": 0.25, "episode_length": 88.0, "single_support_fraction": 0.4,
-          "score": -0.37, "per_command": {"0.25": {"vel_error": 0.2, "fall_rate": 0.5},
-                                          "0.15": {"vel_error": 0.04, "fall_rate": 0.0}}}
+    ev = {"vel_error": 0.12, "forward_velocity": 0.13, "fall_rate": 0.25, "episode_length": 88.0,
+          "single_support_fraction": 0.4, "score": -0.37,
+          "per_command": {"0.25": {"vel_error": 0.2, "forward_velocity": 0.05, "fall_rate": 0.5},
+                          "0.15": {"vel_error": 0.04, "forward_velocity": 0.19, "fall_rate": 0.0}}}
     text = NB.format_eval_table(ev)
     rows = [ln.split() for ln in text.splitlines()]
     cmd_rows = [r for r in rows if r and r[0] in ("0.15", "0.25")]
     assert [r[0] for r in cmd_rows] == ["0.15", "0.25"]   # sorted by speed
-    assert cmd_rows[1][1:] == ["0.200", "50%"]
+    # The measured velocity next to |v - cmd|: a robot at 0.05 m/s under a 0.25 command shows as such.
+    assert rows[0][:4] == ["command", "vx", "measured", "vx"]
+    assert cmd_rows[1][1:] == ["0.050", "0.200", "50%"] and cmd_rows[0][1:] == ["0.190", "0.040", "0%"]
+    assert [r for r in rows if r and r[0] == "all"][0][1:] == ["0.130", "0.120", "25%"]
     with pytest.raises(KeyError, match="per_command"):
         NB.format_eval_table({k: v for k, v in ev.items() if k != "per_command"})
 
@@ -334,8 +413,9 @@ def test_policy_vs_reference_frames_equal_lengths(robot):
                                                width=64, height=48, fps=20.0)
     except RuntimeError as e:  # no OpenGL context on this machine
         pytest.skip(f"rendering unavailable: {e}")
-    # 0.5 s at 20 fps, both halves the same length (each resampled from its own rate).
-    assert frames.dtype == np.uint8 and frames.shape[1:] == (48, 2 * 64 + 4, 3)
+    # 0.5 s at 20 fps, both halves the same length (each resampled from its own rate); the labels in a
+    # caption bar above the pictures.
+    assert frames.dtype == np.uint8 and frames.shape[1:] == (48 + CAPTION, 2 * 64 + 4, 3)
     assert abs(frames.shape[0] - 0.5 * 20) <= 1
     assert frames[:, :, :64].std() > 5 and frames[:, :, -64:].std() > 5
     with pytest.raises(ValueError, match="nothing to render"):
@@ -351,6 +431,37 @@ def test_render_eval_rollouts_one_episode_per_command(robot):
         frames = NB.render_eval_rollouts(model, qpos, cmds, dt=0.02, seconds=0.1, width=64, height=48)
     except RuntimeError as e:
         pytest.skip(f"rendering unavailable: {e}")
-    assert frames.shape == (2 * 5, 48, 64, 3)   # 2 distinct commands x 0.1 s / 0.02 s
+    assert frames.shape == (2 * 5, 48 + CAPTION, 64, 3)   # 2 distinct commands x 0.1 s / 0.02 s, captioned
     with pytest.raises(ValueError, match="qpos must be"):
         NB.render_eval_rollouts(model, qpos[:, :2], cmds, dt=0.02, seconds=0.1)
+
+
+def _turned(qpos: np.ndarray, yaw: float, shift: tuple[float, float]) -> np.ndarray:
+    """The same motion walked in another world direction: turned by ``yaw`` about z and moved."""
+    from wildamp import quat
+
+    out = qpos.copy()
+    c, s = np.cos(yaw), np.sin(yaw)
+    out[:, 0] = c * qpos[:, 0] - s * qpos[:, 1] + shift[0]
+    out[:, 1] = s * qpos[:, 0] + c * qpos[:, 1] + shift[1]
+    out[:, 3:7] = quat.multiply(np.broadcast_to(quat.quat_from_yaw(yaw), qpos[:, 3:7].shape), qpos[:, 3:7])
+    return out
+
+
+def test_heading_camera_films_a_turned_robot_the_same_and_keeps_it_whole(robot):
+    from wildamp import viz
+
+    model, spec = robot
+    q = NB.clip_qpos(_clip(spec, "p", 0.1, T=20), spec)
+    turned = _turned(q, 2.0, (1.0, -3.0))
+    try:
+        same = [viz.robot_masks(model, x, "heading", width=64, height=48, every=5) for x in (q, turned)]
+        fixed = [viz.robot_masks(model, x, "track", width=64, height=48, every=5) for x in (q, turned)]
+    except RuntimeError as e:
+        pytest.skip(f"rendering unavailable: {e}")
+    overlap = lambda a, b: (a & b).sum() / (a | b).sum()  # noqa: E731
+    # The heading camera sees the turned robot from the same side, in the same place of the picture; a
+    # camera fixed in world orientation sees it from another side.
+    assert same[0].sum() > 100 and overlap(*same) > 0.9 and overlap(*fixed) < 0.8, (overlap(*same), overlap(*fixed))
+    assert viz.frames_cutting_robot(model, q, "heading", width=64, height=48, every=5) == []
+    assert viz.frames_cutting_robot(model, q, viz.HeadingCamera(distance=0.5), width=64, height=48, every=5) == [0, 5, 10, 15]

@@ -20,6 +20,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from wildamp import viz
+from wildamp.figcheck import figure_problems  # noqa: E402
 from wildamp.robot import FOOT_GEOMS  # noqa: E402
 
 BOX_XML = """
@@ -117,7 +118,7 @@ def test_frame_indices_resample_nearest_in_time():
         viz._frame_indices(5, 10, None)
 
 
-def test_side_by_side_and_labels():
+def test_side_by_side_and_caption_labels():
     a = np.full((3, 20, 30, 3), 10, np.uint8)
     b = np.full((3, 16, 25, 3), 200, np.uint8)
     sbs = viz.side_by_side(a, b)
@@ -126,52 +127,157 @@ def test_side_by_side_and_labels():
     np.testing.assert_array_equal(sbs[:, :16, 34:], b)
     assert (sbs[:, 16:, 34:] == 0).all()  # shorter clip padded with black
     labelled = viz.side_by_side(a, b, labels=("ref", "policy"))
-    assert not np.array_equal(labelled[:, :, :30], a)  # text drawn on the left half
+    cap = viz.CAPTION_HEIGHT
+    assert labelled.shape == (3, 20 + cap, 30 + 4 + 25, 3)
+    # The pictures are untouched below their caption bars; the labels are drawn in the bars.
+    np.testing.assert_array_equal(labelled[:, cap:, :30], a)
+    np.testing.assert_array_equal(labelled[:, cap:cap + 16, 34:], b)
+    assert (labelled[:, :cap, :30] > 200).any() and (labelled[:, :cap, 34:] > 200).any()
     with pytest.raises(ValueError, match="length"):
         viz.side_by_side(a, b[:2])
 
 
-def test_overlay_command_draws_signed_bars():
+def test_caption_adds_a_bar_and_never_draws_on_the_picture():
+    frames = np.full((2, 30, 80, 3), 77, np.uint8)
+    top = viz.caption(frames, ["first", "second"])
+    bottom = viz.caption(frames, "same", where="bottom")
+    cap = viz.CAPTION_HEIGHT
+    assert top.shape == bottom.shape == (2, 30 + cap, 80, 3)
+    np.testing.assert_array_equal(top[:, cap:], frames)
+    np.testing.assert_array_equal(bottom[:, :30], frames)
+    assert (top[:, :cap] == 255).any() and not np.array_equal(top[0, :cap], top[1, :cap])  # one text per frame
+    with pytest.raises(ValueError, match="3 texts for 2 frames"):
+        viz.caption(frames, ["a", "b", "c"])
+    with pytest.raises(ValueError, match="where"):
+        viz.caption(frames, "x", where="left")
+
+
+def test_overlay_command_draws_signed_bars_below_the_picture():
     frames = np.full((2, 60, 100, 3), 128, np.uint8)
     out = viz.overlay_command(frames, np.array([[0.5, 0.0, 0.0], [-0.5, 0.0, 0.0]]))
-    assert out.shape == frames.shape and not np.array_equal(out, frames)
-    np.testing.assert_array_equal(frames, 128)  # input untouched
-    bottom = out[:, 30:].astype(int)  # bars sit at the bottom; the text line is at the top
-    white = (bottom == 255).all(-1)
-    mid = np.median(np.nonzero(white[0])[1])  # the bars' zero mark
-    green = (bottom[..., 1] > 150) & (bottom[..., 0] < 100)
-    red = (bottom[..., 0] > 150) & (bottom[..., 1] < 100)
+    assert out.shape[0] == 2 and out.shape[1] > 60 and out.shape[2:] == (100, 3)
+    np.testing.assert_array_equal(out[:, :60], frames)  # the picture itself is untouched
+    np.testing.assert_array_equal(frames, 128)          # input untouched
+    strip = out[:, 60:].astype(int)
+    bars = strip[:, viz.CAPTION_HEIGHT:]                 # under the text line
+    mid = np.median(np.nonzero((bars == 255).all(-1)[0])[1])  # the bars' zero mark
+    green = (bars[..., 1] > 150) & (bars[..., 0] < 100)
+    red = (bars[..., 0] > 150) & (bars[..., 1] < 100)
+    assert (strip[:, : viz.CAPTION_HEIGHT] > 200).all(-1).any()   # the command as text
     assert green[0].any() and np.nonzero(green[0])[1].min() >= mid  # +vx: bar right of zero
     assert red[1].any() and np.nonzero(red[1])[1].max() <= mid  # -vx: bar left of zero
     assert not red[0].any() and not green[1].any()
 
 
-def test_plots_have_expected_axes():
+def test_joint_traces_draw_only_the_limits_the_motion_comes_near():
     t = np.linspace(0, 1, 50)
-    names = ["a", "b", "c", "d", "e"]
-    q = np.stack([np.sin(t * k) for k in range(1, 6)], axis=1) * 2
-    fig = viz.plot_joint_traces(t, q, names, ranges={"a": (-1, 1), "c": (0, 0.5)})
-    assert len(fig.axes) == 5 and [ax.get_title() for ax in fig.axes] == names
-    n_lines = len(fig.axes[0].lines)
-    assert n_lines >= 4  # trace + 2 limit lines + out-of-range markers
-    fig = viz.plot_joint_traces(t, q * 0.1, names, fig=fig, label="second")
-    assert len(fig.axes[0].lines) == n_lines + 1  # overlaid, same axes
+    names = ["near", "far", "beyond"]
+    q = np.column_stack([0.8 * np.sin(6 * t), 0.1 * np.sin(6 * t), 1.2 * np.sin(6 * t)])
+    ranges = {"near": (-1.0, 1.0), "far": (-1.5, 1.5), "beyond": (-1.0, 1.0)}
+    fig = viz.plot_joint_traces(t, q, names, ranges=ranges, title="clip x")
+    limits = [[ln.get_ydata()[0] for ln in ax.get_lines() if ln.get_gid() == "limit"] for ax in fig.axes]
+    assert limits == [[-1.0, 1.0], [], [-1.0, 1.0]]   # 0.2 rad from "near"'s limits, 1.4 from "far"'s
+    lo, hi = fig.axes[1].get_ylim()
+    assert hi - lo < 0.5                               # the far limits do not squash the trace
+    red = [ln for ln in fig.axes[2].get_lines() if ln.get_marker() == "."]
+    assert red and np.all(np.abs(red[0].get_ydata()) > 1.0)   # samples beyond the limits marked
+    assert fig.get_suptitle() == "clip x" and fig._supylabel.get_text() == "joint angle [rad]"
+    assert figure_problems(fig) == []
+    # Overlaid traces: a figure legend, and each call in another line style (one on top of another shows).
+    fig = viz.plot_joint_traces(t, q, names, label="first")
+    fig = viz.plot_joint_traces(t, q, names, fig=fig, label="second")
+    traces = [ln for ln in fig.axes[0].get_lines() if ln.get_gid() == "trace"]
+    assert len(traces) == 2 and traces[0].get_linestyle() != traces[1].get_linestyle()
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["first", "second"]
+    assert figure_problems(fig) == []
     with pytest.raises(KeyError, match="zz"):
         viz.plot_joint_traces(t, q, names, ranges={"zz": (0, 1)})
     with pytest.raises(ValueError):
-        viz.plot_joint_traces(t, q[:, :4], names)
+        viz.plot_joint_traces(t, q[:, :2], names)
+    plt.close("all")
 
-    c = {"force": np.random.default_rng(0).random((50, 4)) > 0.5, "height": np.zeros((50, 4))}
-    fig = viz.plot_contacts(t, c)
-    assert len(fig.axes) == 4
-    assert [ax.get_ylabel() for ax in fig.axes] == list(FOOT_GEOMS)
-    assert all(len(ax.lines) == 2 for ax in fig.axes)  # one line per estimator on every row
-    with pytest.raises(ValueError, match="height"):
-        viz.plot_contacts(t, {"height": np.zeros((50, 3))})
 
+def test_contacts_are_raster_bars_per_pad_and_source():
+    t = np.arange(50) * 0.02
+    truth = np.zeros((50, 4), bool)
+    truth[10:30, 0] = True
+    est = truth.copy()
+    est[10:15, 0] = False                              # the estimate misses 5 of 50 samples on pad 0
+    fig = viz.plot_contacts(t, {"physics": truth, "estimate": est.astype(float)}, title="clip y")
+    ax = fig.axes[0]
+    labels = [lab.get_text() for lab in ax.get_yticklabels()]
+    assert labels[:2] == [f"{FOOT_GEOMS[0]}: physics", f"{FOOT_GEOMS[0]}: estimate (90% agree)"]
+    assert len(labels) == 2 * len(FOOT_GEOMS) and labels[3].endswith("(100% agree)")
+    bars = [c.get_paths() for c in ax.collections]
+    assert len(bars[0]) == 1 and len(bars[1]) == 1     # one contact run each on pad 0
+    x0 = bars[1][0].get_extents().x0
+    assert x0 == pytest.approx(t[15])                  # the estimate's bar starts where it does
+    assert sum("never in contact" in x.get_text() for x in ax.texts) == 2 * (len(FOOT_GEOMS) - 1)  # empty rows say so
+    assert figure_problems(fig) == []
+    with pytest.raises(ValueError, match="0/1"):
+        viz.plot_contacts(t, {"force": np.random.default_rng(0).random((50, 4))})
+    with pytest.raises(ValueError, match="shape"):
+        viz.plot_contacts(t, {"height": np.zeros((50, 3), bool)})
     fig = viz.plot_height(t, 0.45 + 0.01 * np.sin(t), fall_height=0.2, reference=0.469)
     assert len(fig.axes) == 1 and len(fig.axes[0].lines) == 3
     plt.close("all")
+
+
+def _walk(T=400, fps=50.0, v=(0.2, 0.0), cycle=0.55, yaw0=0.7, sway=0.03, wobble=0.05):
+    """A root walking at v (heading frame) with a side-to-side sway and a yaw wobble of one cycle."""
+    from wildamp.quat import quat_from_yaw
+
+    t = np.arange(T) / fps
+    phase = 2 * np.pi * t / cycle
+    local = np.column_stack([v[0] * t, v[1] * t + sway * np.sin(phase)])
+    c, s = np.cos(yaw0), np.sin(yaw0)
+    pos = np.column_stack([c * local[:, 0] - s * local[:, 1], s * local[:, 0] + c * local[:, 1], np.full(T, 0.45)])
+    return pos, quat_from_yaw(yaw0 + wobble * np.sin(phase))
+
+
+def test_cycle_averaged_velocity_cancels_the_sway_and_splits_forward_from_lateral():
+    pos, q = _walk()
+    t, fwd, lat = viz.cycle_averaged_velocity(pos, q, 50.0, 0.55)
+    inside = np.isfinite(fwd)
+    # Half a cycle at each end has no whole cycle around it: NaN, never a padded value.
+    assert not inside[:13].any() and not inside[-13:].any() and inside[14:-14].all()
+    np.testing.assert_allclose(fwd[inside], 0.2, atol=2e-3)
+    np.testing.assert_allclose(lat[inside], 0.0, atol=2e-3)
+    inst = np.linalg.norm(np.gradient(pos[:, :2], 0.02, axis=0), axis=1)
+    assert inst.mean() > 0.25                          # the sway dominates the instantaneous speed
+    pos, q = _walk(v=(0.0, -0.1))                      # sideways to the right
+    _, fwd, lat = viz.cycle_averaged_velocity(pos, q, 50.0, 0.55)
+    np.testing.assert_allclose(fwd[np.isfinite(fwd)], 0.0, atol=2e-3)
+    np.testing.assert_allclose(lat[np.isfinite(lat)], -0.1, atol=2e-3)
+    _, fwd, _ = viz.cycle_averaged_velocity(pos[:20], q[:20], 50.0, 0.55)
+    assert np.isnan(fwd).all()                         # shorter than a cycle: nothing to say
+
+
+def test_clip_speeds_figure_draws_each_nonzero_nominal_once():
+    pos, q = _walk()
+    series = {"a": viz.cycle_averaged_velocity(pos, q, 50.0, 0.55)}
+    pos2, q2 = _walk(v=(0.0, 0.1))
+    series["side"] = viz.cycle_averaged_velocity(pos2, q2, 50.0, 0.55)
+    fig = viz.plot_clip_speeds(series, {"a": (0.2, 0.0), "side": (0.0, 0.1)}, title="t")
+    fwd_ax, lat_ax = fig.axes
+    levels = lambda ax: sorted(ln.get_ydata()[0] for ln in ax.get_lines() if len(ln.get_xdata()) == 2)  # noqa: E731
+    assert levels(fwd_ax) == [0.0, 0.2] and levels(lat_ax) == [0.0, 0.1]   # one zero line per panel
+    assert figure_problems(fig) == []
+    with pytest.raises(KeyError, match="side"):
+        viz.plot_clip_speeds(series, {"a": (0.2, 0.0)})
+    plt.close("all")
+
+
+def test_heading_camera_follows_position_and_heading():
+    pos, q = _walk(T=200, yaw0=1.0, wobble=0.0)
+    qpos = np.column_stack([pos, q])
+    cam = viz.HeadingCamera(azimuth_offset=-90.0, smooth_frames=5)
+    lookat, azimuth = cam.poses(qpos)
+    np.testing.assert_allclose(azimuth, np.degrees(1.0) - 90.0, atol=1e-9)
+    assert np.all(lookat[:, 2] == cam.lookat_height)
+    np.testing.assert_allclose(lookat[100, :2], pos[98:103, :2].mean(axis=0), atol=1e-9)
+    # Edges average over edge-padded values: the first point stays near the start, no drop-off to 0.
+    assert np.linalg.norm(lookat[0, :2] - pos[0, :2]) < 0.01
 
 
 def test_ensure_gl_backend(monkeypatch):

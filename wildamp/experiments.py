@@ -323,31 +323,52 @@ def final(history: Sequence[Mapping[str, float]], key: str, last: int = 3) -> fl
     return float(np.mean(series(history, key)[1][-last:]))
 
 
+#: y-axis label of each learning-curve metric (``reward_<set>`` is the mean style reward of that set).
+CURVE_LABELS = {"disc_acc": "accuracy on training batches", "disc_loss": "loss", "disc_penalty": "penalty",
+                "replay_fill": "fraction full"}
+
+
+def _curve_label(key: str) -> str:
+    if key.startswith("reward_"):
+        return "mean style reward (0..1)"
+    if key.startswith("disc_sigma_"):
+        return f"σ of layer {key.rsplit('_', 1)[1]}"
+    return CURVE_LABELS.get(key, key)
+
+
 def plot_learning_curves(runs: Mapping[str, Sequence[Mapping[str, float]]],
                          keys: Sequence[str] = ("disc_acc", "reward_real", "reward_fake"),
                          title: str | None = None, ncols: int | None = None):
-    """One panel per metric, one line per run (``{label: history}``); returns the Figure."""
+    """One panel per metric, one line per run (``{label: history}``); returns the Figure.
+
+    Each run has its own colour *and* line style, so a run whose curve lies exactly on another's
+    still shows; the legend is the figure's (every panel shows the same runs).
+    """
     import matplotlib.pyplot as plt
+
+    from wildamp.viz import LINE_STYLES
 
     ncols = ncols or len(keys)
     nrows = math.ceil(len(keys) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 2.7 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 2.7 * nrows + 0.5), squeeze=False,
+                             layout="constrained")
     for ax, key in zip(axes.flat, keys):
-        for label, hist in runs.items():
+        for i, (label, hist) in enumerate(runs.items()):
             if hist and key in hist[0]:
-                ax.plot(*series(hist, key), label=label, lw=1.3)
+                ax.plot(*series(hist, key), label=label, color=f"C{i}", ls=LINE_STYLES[i % len(LINE_STYLES)], lw=1.4)
         ax.set_title(key, fontsize=9)
-        ax.set_xlabel("iteration", fontsize=8)
+        ax.set_xlabel("discriminator iteration", fontsize=8)
+        ax.set_ylabel(_curve_label(key), fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
         if key == "disc_acc":
             ax.axhline(0.5, color="gray", ls="--", lw=0.8)   # 0.5 = cannot tell real from fake
     for ax in list(axes.flat)[len(keys):]:
         ax.set_axis_off()
-    axes.flat[0].legend(fontsize=7)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 6), fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     return fig
 
 

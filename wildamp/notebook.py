@@ -42,9 +42,6 @@ GPU_XLA_FLAGS = ("--xla_gpu_triton_gemm_any=True",)
 #: JAX's GPU plugins; one of them installed means JAX may pick a GPU.
 _GPU_PLUGINS = ("jax_cuda12_plugin", "jax_cuda13_plugin", "jax_rocm60_plugin", "jax_rocm7_plugin")
 
-#: What the training notebook plots live: task reward, AMP reward, disc_acc, velocity error, episode length.
-LIVE_KEYS = ("reward/task", "amp/reward_mean", "amp/disc_acc", "env/vel_error", "episode/length")
-
 
 # --------------------------------------------------------------------------------------- runtime
 
@@ -58,12 +55,25 @@ class Runtime:
     devices: tuple[str, ...]
     mujoco_gl: str           # MuJoCo's OpenGL backend ('' = MuJoCo's default, GLFW)
     xla_flags: str
-    repo_root: Path
+    repo_root: Path          # the checkout wildamp was imported from: its code, configs and data run
+    started_in: Path | None = None   # the kernel's working directory before setup (the notebook's folder)
+
+    @property
+    def foreign_checkout(self) -> bool:
+        """The notebook was started outside the checkout whose wildamp it imports (e.g. a notebook of
+        another worktree while wildamp is installed editable from the main one)."""
+        return self.started_in is not None and not self.started_in.resolve().is_relative_to(self.repo_root.resolve())
 
     def __str__(self) -> str:
         where = "Colab" if self.in_colab else "local"
-        return (f"{where}: JAX backend {self.backend} ({', '.join(self.devices)}); "
-                f"MUJOCO_GL={self.mujoco_gl or '(default)'}; XLA_FLAGS={self.xla_flags!r}; repo {self.repo_root}")
+        text = (f"{where}: JAX backend {self.backend} ({', '.join(self.devices)}); "
+                f"MUJOCO_GL={self.mujoco_gl or '(default)'}; XLA_FLAGS={self.xla_flags!r}; wildamp imported from "
+                f"{self.repo_root}")
+        if self.foreign_checkout:
+            text += (f"\nWARNING: this notebook started in {self.started_in}, outside {self.repo_root}: it runs "
+                     f"the code, configs and data of {self.repo_root}, not of the checkout it is in "
+                     f"(put that checkout first on PYTHONPATH, or install it, to run its own code)")
+        return text
 
 
 def in_colab() -> bool:
@@ -158,7 +168,9 @@ def setup_runtime(colab: bool | None = None, *, require_gpu: bool | None = None,
             before mujoco and jax are imported (default: on Colab only).
         egl_vendor_file: where the vendor file goes (Colab only).
         compilation_cache: turn on JAX's persistent compilation cache (reruns skip most compiles).
-        chdir: change into the repository root (configs name files relative to it).
+        chdir: change into the repository root (configs name files relative to it). The directory
+            the kernel started in is kept (`Runtime.started_in`): when it lies outside the checkout
+            wildamp is imported from, printing the Runtime says so (`Runtime.foreign_checkout`).
 
     Raises:
         RuntimeError: a GPU was required and JAX has none (on Colab: pick a GPU runtime), mujoco
@@ -167,6 +179,7 @@ def setup_runtime(colab: bool | None = None, *, require_gpu: bool | None = None,
     """
     from wildamp.viz import ensure_gl_backend
 
+    started_in = Path.cwd()
     colab = in_colab() if colab is None else colab
     require_gpu = colab if require_gpu is None else require_gpu
     install = colab if install is None else install
@@ -198,7 +211,8 @@ def setup_runtime(colab: bool | None = None, *, require_gpu: bool | None = None,
     if chdir:
         os.chdir(paths.REPO_ROOT)
     return Runtime(in_colab=colab, backend=backend, devices=tuple(str(d) for d in jax.devices()),
-                   mujoco_gl=gl, xla_flags=os.environ.get("XLA_FLAGS", ""), repo_root=paths.REPO_ROOT)
+                   mujoco_gl=gl, xla_flags=os.environ.get("XLA_FLAGS", ""), repo_root=paths.REPO_ROOT,
+                   started_in=None if colab else started_in)
 
 
 def pick_config(smoke: bool, backend: str) -> Path:
@@ -213,19 +227,6 @@ def pick_config(smoke: bool, backend: str) -> Path:
 
 
 # --------------------------------------------------------------------------------------- metrics
-
-
-def dashboard_record(record: Mapping[str, Any]) -> dict[str, Any]:
-    """A flat ``on_metrics`` record of `run_training` in the shape `plot_dashboard` reads.
-
-    The trainer's callback gets ``{'reward/task': ..., 'training/iteration': 12, ...}``; the
-    dashboard reads JSONL-style ``{'iteration', 'env_steps', 'metrics': {...}}``.
-    """
-    for k in ("training/iteration", "training/env_steps"):
-        if k not in record:
-            raise KeyError(f"training record has no {k!r} (keys: {sorted(record)[:12]} ...)")
-    return {"iteration": int(record["training/iteration"]), "env_steps": float(record["training/env_steps"]),
-            "metrics": {k: float(v) for k, v in record.items()}}
 
 
 def _ipython_display(obj: Any, handle: Any) -> Any:
@@ -244,11 +245,11 @@ def _ipython_display(obj: Any, handle: Any) -> Any:
 
 
 class LivePlot:
-    """``on_metrics`` callback for `wildamp.train.run_training` that redraws a dashboard live.
+    """``on_metrics`` callback for `wildamp.train.run_training` that redraws the training panels live.
 
-    Every ``every`` iterations the dashboard (`wildamp.metrics.plot_dashboard` of ``keys``) is drawn
-    into one figure, rendered to PNG and shown in the same notebook output (IPython display handle),
-    so a long run shows one updating plot instead of hundreds.
+    Every ``every`` iterations the panels (`wildamp.trainplots.plot_training`) are drawn into one
+    figure, rendered to PNG and shown in the same notebook output (IPython display handle), so a long
+    run shows one updating plot instead of hundreds.
 
     Attributes:
         records: the flat records received, in order.
@@ -256,23 +257,30 @@ class LivePlot:
         redraws: how many times the figure was drawn.
     """
 
-    def __init__(self, keys: Sequence[str] = LIVE_KEYS, every: int = 1, title: str = "",
-                 ncols: int = 3, dpi: int = 80,
+    def __init__(self, panels: Sequence[str] | None = None, every: int = 1, title: str = "",
+                 iterations_per_call: int = 1, ncols: int = 3, dpi: int = 80,
                  show: Callable[[Any, Any], Any] | None = _ipython_display) -> None:
         from matplotlib.figure import Figure
 
+        from wildamp.trainplots import LIVE_PANELS, PANELS
+
         if every < 1:
             raise ValueError(f"LivePlot: every must be >= 1, got {every}")
-        self.keys = tuple(keys)
+        self.panels = tuple(LIVE_PANELS if panels is None else panels)
+        unknown = [p for p in self.panels if p not in PANELS]
+        if unknown:
+            raise KeyError(f"LivePlot: unknown panels {unknown}; known: {sorted(PANELS)}")
         self.every = int(every)
         self.title = title
+        self.iterations_per_call = int(iterations_per_call)
         self.ncols = ncols
         self.dpi = dpi
         self._show = show
         self._handle: Any = None
         self.records: list[dict[str, float]] = []
-        rows = math.ceil(len(self.keys) / min(ncols, len(self.keys)))
-        self.figure: Figure = Figure(figsize=(3.6 * min(ncols, len(self.keys)), 2.6 * rows + 0.4))
+        cols = min(ncols, len(self.panels))
+        rows = math.ceil(len(self.panels) / cols)
+        self.figure: Figure = Figure(figsize=(3.8 * cols, 2.7 * rows + 0.4))
         self.redraws = 0
         self._drawn_at = 0
 
@@ -281,22 +289,19 @@ class LivePlot:
         if len(self.records) % self.every == 0:
             self.redraw()
 
-    @property
-    def dashboard_records(self) -> list[dict[str, Any]]:
-        """The records in `plot_dashboard`'s format."""
-        return [dashboard_record(r) for r in self.records]
-
     def redraw(self) -> "Figure":
-        """Draw the dashboard of everything received so far and update the notebook output."""
+        """Draw the panels of everything received so far and update the notebook output."""
         from IPython.display import Image
 
-        from wildamp.metrics import plot_dashboard
+        from wildamp.trainplots import format_env_steps, plot_training
 
-        plot_dashboard(self.dashboard_records, keys=self.keys, axes=self.figure, ncols=self.ncols)
+        title = self.title
         if self.records:
-            it = int(self.records[-1]["training/iteration"])
-            self.figure.suptitle(f"{self.title} iteration {it}".strip(), fontsize=10)
-            self.figure.tight_layout()
+            last = self.records[-1]
+            title = (f"{self.title} iteration {int(last['training/iteration'])}, "
+                     f"{format_env_steps(float(last['training/env_steps']))}").strip()
+        plot_training(self.records, self.panels, self.iterations_per_call, fig=self.figure,
+                      ncols=self.ncols, title=title)
         self.redraws += 1
         self._drawn_at = len(self.records)
         if self._show is not None:
@@ -355,19 +360,38 @@ def nonfinite_metrics(records: Sequence[Mapping[str, Any]]) -> dict[str, list[in
     return bad
 
 
+def replay_health(records: Sequence[Mapping[str, Any]], window: int, objective: str) -> Any:
+    """A `wildamp.amp.DiscHealthMonitor` fed a run's records as the trainer feeds its own (same window,
+    midpoint and inputs), so a notebook can ask it for its `verdict` after the run. The notebook
+    checks that it gives as many warnings as the trainer wrote to ``warnings.log``."""
+    from wildamp import amp as A
+
+    monitor = A.DiscHealthMonitor(window=window, midpoint=A.as_objective(objective).midpoint)
+    for r in records:
+        monitor.update({"disc_acc": r["amp/disc_acc"], "disc_real_mean": r["amp/disc_real_mean"],
+                        "disc_fake_mean": r["amp/disc_fake_mean"], "amp_reward_mean": r["amp/reward_mean"]})
+    return monitor
+
+
 # --------------------------------------------------------------------------------------- evaluation
 
 
 def format_eval_table(ev: Mapping[str, Any]) -> str:
-    """Evaluation result of `wildamp.evaluate.Evaluator.evaluate` as a per-command text table."""
-    for k in ("per_command", "vel_error", "fall_rate", "episode_length", "single_support_fraction"):
+    """Evaluation result of `wildamp.evaluate.Evaluator.evaluate` as a per-command text table:
+    commanded and measured forward velocity (m/s, heading frame, after settling), |v - cmd|, falls."""
+    for k in ("per_command", "vel_error", "forward_velocity", "fall_rate", "episode_length",
+              "single_support_fraction"):
         if k not in ev:
             raise KeyError(f"evaluation result has no {k!r} (keys: {sorted(ev)})")
-    lines = [f"{'command vx':>10}  {'|v - cmd| m/s':>13}  {'falls':>6}", "-" * 35]
+    # The measured velocity next to the error: a robot standing still shows as v = 0, not only as
+    # |v - cmd| = cmd.
+    lines = [f"{'command vx':>10}  {'measured vx':>11}  {'|v - cmd| m/s':>13}  {'falls':>6}", "-" * 48]
     for c, r in sorted(ev["per_command"].items(), key=lambda kv: float(kv[0])):
-        lines.append(f"{float(c):>10.2f}  {r['vel_error']:>13.3f}  {100 * r['fall_rate']:>5.0f}%")
-    lines.append("-" * 35)
-    lines.append(f"{'all':>10}  {ev['vel_error']:>13.3f}  {100 * ev['fall_rate']:>5.0f}%")
+        lines.append(f"{float(c):>10.2f}  {r['forward_velocity']:>11.3f}  {r['vel_error']:>13.3f}  "
+                     f"{100 * r['fall_rate']:>5.0f}%")
+    lines.append("-" * 48)
+    lines.append(f"{'all':>10}  {ev['forward_velocity']:>11.3f}  {ev['vel_error']:>13.3f}  "
+                 f"{100 * ev['fall_rate']:>5.0f}%")
     lines.append(f"episode length {ev['episode_length']:.1f} steps, single support "
                  f"{100 * ev['single_support_fraction']:.0f}% of the time, score {ev.get('score', float('nan')):.3f}")
     return "\n".join(lines)
@@ -421,13 +445,16 @@ def clip_qpos(clip: "Clip", spec: Any) -> np.ndarray:
 
 
 def render_eval_rollouts(model: "mujoco.MjModel", qpos: np.ndarray, commands: np.ndarray, dt: float,
-                         seconds: float, camera: str = "track", width: int = 320,
+                         seconds: float, camera: Any = "heading", width: int = 320,
                          height: int = 240) -> np.ndarray:
     """Frames of one evaluation episode per distinct forward command, one after the other in time,
-    each labelled with its command. ``qpos`` (T, N, nq) as `Evaluator.evaluate(keep_qpos=True)`
-    returns it, ``commands`` (N, 3) its commands (`Evaluator.commands`), ``dt`` the control step.
+    each labelled with its command in a caption bar above the picture (frames are
+    ``height + viz.CAPTION_HEIGHT`` tall). ``qpos`` (T, N, nq) as `Evaluator.evaluate(keep_qpos=True)`
+    returns it, ``commands`` (N, 3) its commands (`Evaluator.commands`), ``dt`` the control step;
+    ``camera`` as in `wildamp.viz.render_qpos_trajectory` (default: the heading-following camera).
 
-    Note: the evaluator's env resets itself after a fall, so a fallen robot reappears standing.
+    Note: the evaluator's env resets itself after a fall; `Evaluator.evaluate(keep_qpos=True)` holds
+    each episode at its last live pose instead, so a fallen robot does not reappear standing.
     """
     from wildamp import viz
 
@@ -440,18 +467,21 @@ def render_eval_rollouts(model: "mujoco.MjModel", qpos: np.ndarray, commands: np
     for c in np.unique(commands[:, 0]):
         i = int(np.nonzero(commands[:, 0] == c)[0][0])
         frames = viz.render_qpos_trajectory(model, qpos[:n, i], camera=camera, width=width, height=height)
-        clips.append(viz.overlay_text(frames, f"policy, command vx = {c:.2f} m/s"))
+        clips.append(viz.caption(frames, f"policy, command vx = {c:.2f} m/s"))
     return np.concatenate(clips, axis=0)
 
 
 def policy_vs_reference_frames(model: "mujoco.MjModel", policy_qpos: np.ndarray, policy_fps: float,
                                reference_qpos: np.ndarray, reference_fps: float, seconds: float,
-                               labels: Sequence[str] = ("policy", "reference"), camera: str = "track",
+                               labels: Sequence[str] = ("policy", "reference"), camera: Any = "heading",
                                width: int = 320, height: int = 240, fps: float | None = None) -> np.ndarray:
     """Side-by-side video frames of the policy and a reference clip, same duration and frame count.
 
     Both sequences are rendered at ``fps`` (default: the policy's rate), each resampled from its own
-    rate, over the shorter of ``seconds`` and the two sequences' durations.
+    rate, over the shorter of ``seconds`` and the two sequences' durations, by the same camera: the
+    default heading-following camera (`wildamp.viz.HeadingCamera`) films each robot from the same
+    pose relative to its own heading, so a policy that starts with a random yaw and a reference
+    walking along +x are seen from the same side. The labels are captions above the pictures.
     """
     from wildamp import viz
 

@@ -20,8 +20,11 @@ TOO_STRONG_GUIDE = ("Discriminator too strong (seed tuning guide: disc_acc 0.95+
                     "↓ update_steps, ↑ r1_gamma / ↑ input_noise_std. Also check that policy and reference "
                     "features come from the same feature function (the seed's zero foot contacts gave "
                     "disc_acc 1.00).")
+#: disc_acc of a healthy adversarial game (seed tuning guide): D tells policy from reference often, not always.
+HEALTHY_DISC_ACC: tuple[float, float] = (0.6, 0.8)
 COLLAPSED_GUIDE = ("Discriminator collapsed (seed tuning guide: disc_acc ~0.50): ↑ disc_lr, ↑ update_steps, "
-                   "↓ r1_gamma. Healthy is disc_acc 0.6-0.8 with oscillation; don't over-handicap it.")
+                   f"↓ r1_gamma. Healthy is disc_acc {HEALTHY_DISC_ACC[0]}-{HEALTHY_DISC_ACC[1]} with oscillation; "
+                   "don't over-handicap it.")
 UNDECIDED_GUIDE = ("The discriminator scores reference AND policy samples on the fake side of its midpoint: "
                    "it has not separated them yet (normal for the first iterations, as D starts near 0 — "
                    "more so with spectral norm), so a low AMP reward at this stage does not mean it is too "
@@ -87,11 +90,32 @@ class DiscHealthMonitor:
         self.reward_floor = reward_floor
         self.midpoint = midpoint
         self.iteration = 0
+        self.warnings_issued = 0
         self._streaks = {k: 0 for k in STREAK_KINDS}
+
+    @property
+    def judged(self) -> bool:
+        """Whether a whole window of iterations was seen: before that no warning *can* fire."""
+        return self.iteration >= self.window
+
+    def verdict(self) -> str:
+        """One line on the run so far. Silence only means "in range" once a window was filled."""
+        if not self.judged:
+            return (f"not enough iterations to judge: {self.iteration} seen, a warning needs "
+                    f"{self.window} in a row")
+        if self.warnings_issued == 0:
+            return (f"no warning in {self.iteration} iterations (window {self.window}): disc_acc and the "
+                    f"AMP reward stayed in range")
+        return f"{self.warnings_issued} warning(s) in {self.iteration} iterations (window {self.window})"
 
     def update(self, metrics: Mapping[str, object]) -> list[HealthWarning]:
         """Feed one iteration's metrics (needs disc_acc, and amp_reward_mean if reward_floor is set);
         returns the warnings that fire at this iteration."""
+        warnings = self._update(metrics)
+        self.warnings_issued += len(warnings)
+        return warnings
+
+    def _update(self, metrics: Mapping[str, object]) -> list[HealthWarning]:
         self.iteration += 1
         acc = _finite(metrics, "disc_acc")
         conditions = {
