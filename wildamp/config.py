@@ -244,6 +244,8 @@ class LoggingConfig:
 @dataclass(frozen=True)
 class VideoConfig:
     enabled: bool = req()
+    # A camera name in the scene, or "heading": a free camera that follows the robot's heading (works
+    # with any scene, e.g. a CAD export without cameras).
     camera: str = req()
     width: int = req(**_rng(16, 4096))
     height: int = req(**_rng(16, 4096))
