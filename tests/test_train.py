@@ -224,7 +224,11 @@ def test_eval_command_writes_metrics_and_video(amp_run, tmp_path):
     ensure_ffmpeg()
     frames = mediapy.read_video(str(video))
     cfg = amp_run.trainer.cfg
-    assert frames.shape[1:3] == (cfg.video.height, cfg.video.width)
+    # The rendered picture at the configured size, with the command strip below it (never over the robot).
+    from wildamp.viz import overlay_command
+    blank = np.zeros((1, cfg.video.height, cfg.video.width, 3), np.uint8)
+    assert frames.shape[1:3] == overlay_command(blank, np.zeros(3)).shape[1:3]
+    assert frames.shape[1] > cfg.video.height
     assert frames.shape[0] == 2 * round(cfg.video.seconds / cfg.env.ctrl_dt)  # one clip per command
 
 

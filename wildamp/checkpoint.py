@@ -39,6 +39,7 @@ import numpy as np
 from flax import serialization
 
 from wildamp import provenance
+from wildamp.config import flatten_dict
 
 CKPT_DIRNAME = "checkpoints"
 STATE_FILE = "state.msgpack"
@@ -112,23 +113,13 @@ def spec_hash(spec: Mapping[str, Any]) -> str:
     return hashlib.sha256(_canonical_json(spec).encode("ascii")).hexdigest()
 
 
-def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested dicts -> {'a.b.c': leaf}; lists are leaves (a joint order is compared as a whole)."""
-    if isinstance(d, Mapping) and d:
-        out: dict[str, Any] = {}
-        for k, v in d.items():
-            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out
-    return {prefix: d}
-
-
 def check_spec(saved_spec: Mapping[str, Any], current_spec: Mapping[str, Any]) -> None:
     """Raise `SpecMismatchError` listing every key whose value differs (both values shown).
 
     Nested dicts are compared key by key (reported as dotted paths); lists are compared whole.
     """
-    saved = _flatten(jsonable(saved_spec))
-    current = _flatten(jsonable(current_spec))
+    saved = flatten_dict(jsonable(saved_spec))   # a joint order is compared as a whole
+    current = flatten_dict(jsonable(current_spec))
     diffs: dict[str, tuple[Any, Any]] = {}
     for key in sorted(set(saved) | set(current)):
         a, b = saved.get(key, _MISSING), current.get(key, _MISSING)

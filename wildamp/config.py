@@ -15,6 +15,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Literal, Optional, Union
 
 import yaml
@@ -534,11 +535,12 @@ RESUME_SAFE_KEYS: tuple[str, ...] = ("version", "version_name", "trainer.iterati
                                      "video.", "checkpoints.")
 
 
-def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(d, dict) and d:
+def flatten_dict(d: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested mappings -> {'a.b.c': leaf}; lists and tuples are leaves (compared whole, as lists)."""
+    if isinstance(d, Mapping) and d:
         out: dict[str, Any] = {}
         for k, v in d.items():
-            out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+            out.update(flatten_dict(v, f"{prefix}.{k}" if prefix else str(k)))
         return out
     return {prefix: list(d) if isinstance(d, tuple) else d}
 
@@ -546,8 +548,8 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
 def config_changes(old: Config | dict, new: Config | dict) -> dict[str, tuple[Any, Any]]:
     """``{dotted key: (old, new)}`` for every value that differs (a key present on one side only
     shows ``'<missing>'`` on the other)."""
-    a = _flat(old.to_dict() if isinstance(old, Config) else old)
-    b = _flat(new.to_dict() if isinstance(new, Config) else new)
+    a = flatten_dict(old.to_dict() if isinstance(old, Config) else old)
+    b = flatten_dict(new.to_dict() if isinstance(new, Config) else new)
     return {k: (a.get(k, "<missing>"), b.get(k, "<missing>"))
             for k in sorted(set(a) | set(b)) if a.get(k, "<missing>") != b.get(k, "<missing>")}
 
