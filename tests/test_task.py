@@ -63,7 +63,8 @@ def _reference_foot_heights(env, clip) -> np.ndarray:
         mujoco.mj_kinematics(env.mj_model, d)
         z.append(d.geom_xpos[np.asarray(env.pad_ids), 2] - env.pad_rest_height)
     z = np.asarray(z)
-    return np.stack([z[:, :2].min(1), z[:, 2:].min(1)], axis=1)
+    from wildamp.robot import PADS_OF_FOOT
+    return np.stack([z[:, list(p)].min(1) for p in PADS_OF_FOOT], axis=1)
 
 
 def test_the_reference_gait_earns_the_gait_clock_reward_and_standing_does_not(env):

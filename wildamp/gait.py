@@ -12,11 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from wildamp.robot import FOOT_GEOMS
-
-FOOT_NAMES = ("left", "right")
-#: Indices of each foot's pads in the pad order (robot.FOOT_GEOMS).
-PADS_OF_FOOT = tuple(tuple(i for i, g in enumerate(FOOT_GEOMS) if g.startswith(f + "_")) for f in FOOT_NAMES)
+from wildamp.robot import FOOT_NAMES, PADS_OF_FOOT
 
 
 @dataclass(frozen=True)

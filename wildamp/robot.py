@@ -28,6 +28,10 @@ from wildamp.symmetry import Tolerances, check_symmetry, joint_axes, mirror_sign
 #: Sole pad collision geoms, in the order every contact vector of wildamp uses (the contact
 #: features are named by them, so a model must name its pads so).
 FOOT_GEOMS: tuple[str, ...] = ("left_toe", "left_heel", "right_toe", "right_heel")
+FOOT_NAMES: tuple[str, ...] = ("left", "right")
+#: Indices of each foot's pads in the pad order (FOOT_GEOMS), per foot in FOOT_NAMES order.
+PADS_OF_FOOT: tuple[tuple[int, ...], ...] = tuple(
+    tuple(i for i, g in enumerate(FOOT_GEOMS) if g.startswith(f + "_")) for f in FOOT_NAMES)
 #: Sites at the bottom centre of each pad (same order as FOOT_GEOMS). Optional: nothing in wildamp
 #: needs them (foot frames come from the pad geoms); recorded when the model has them.
 PAD_SITES: tuple[str, ...] = ("left_toe_site", "left_heel_site", "right_toe_site", "right_heel_site")

@@ -29,7 +29,7 @@ from wildamp.env.posture import RsiTable, default_qpos, resting_pad_height, rsi_
 from wildamp.env.randomization import sample_randomization
 from wildamp.env.rewards import REWARD_TERMS, RewardInputs, reward_terms, weighted_sum
 from wildamp.physics import geom_ids
-from wildamp.robot import RobotSpec, load_model, load_robot_spec
+from wildamp.robot import PADS_OF_FOOT, RobotSpec, load_model, load_robot_spec
 from wildamp.rotations import quat_from_yaw
 
 
@@ -226,7 +226,7 @@ class WalkEnv:
 
         # Feet: a foot is in contact when its toe or heel pad carries force.
         forces = pf.pad_force
-        foot_force = jnp.stack([forces[0] + forces[1], forces[2] + forces[3]])
+        foot_force = jnp.stack([forces[jnp.asarray(p)].sum() for p in PADS_OF_FOOT])
         contact = foot_force > ecfg.contact_force_threshold
         first_contact = contact & ~state.feet_contact
         air_time = state.feet_air_time + dt
@@ -238,7 +238,7 @@ class WalkEnv:
         terminated = terminated | ~finite
         step_count = state.step_count + 1
         pad_lift = frame.pad_pos[:, 2] - self.pad_rest_height
-        foot_height = jnp.stack([jnp.minimum(pad_lift[0], pad_lift[1]), jnp.minimum(pad_lift[2], pad_lift[3])])
+        foot_height = jnp.stack([pad_lift[jnp.asarray(p)].min() for p in PADS_OF_FOOT])
         terms = reward_terms(RewardInputs(
             cfg=ecfg, command=state.command, lin_vel_heading=lin_h, ang_vel_heading=ang_h,
             gravity_body=gravity_body, base_height=pos[2], action=action, last_action=state.last_action,
