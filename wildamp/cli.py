@@ -233,6 +233,37 @@ def _cmd_ref_check(a: argparse.Namespace) -> int:
                       friction_scales=tuple(float(f) for f in a.friction_scales.split(",")))
 
 
+def track_main(dataset_path: str | os.PathLike, out: str | os.PathLike,
+               robot_config: str | os.PathLike | None = None, ctrl_dt: float | None = None) -> int:
+    """CLI body of ``wildamp reference track DATASET.npz --out TRACKED.npz [--robot-config F] [--ctrl-dt S]``.
+
+    Writes the physics-filtered dataset (:mod:`wildamp.reference.tracked`): every clip replaced by the
+    robot's own motion when its servos PD-track it, with measured speeds. Exit 0 written, 1 a clip
+    made the robot fall (nothing written), 2 unusable input.
+    """
+    from wildamp import paths
+    from wildamp.reference.clip import MotionDataset
+    from wildamp.reference.feasibility import DEFAULT_CTRL_DT
+    from wildamp.reference.tracked import tracked_dataset
+    from wildamp.robot import load_model, load_robot_spec
+
+    spec = load_robot_spec(robot_config or paths.DEFAULT_ROBOT_CONFIG)
+    model = load_model(spec.model_path)
+    ds = MotionDataset.load(dataset_path, joint_names=spec.joint_names)
+    try:
+        tracked = tracked_dataset(model, spec, ds, ctrl_dt=ctrl_dt or DEFAULT_CTRL_DT)
+    except ValueError as e:
+        print(f"wildamp reference track: {e}", file=sys.stderr)
+        return 1
+    tracked.save(out)
+    print(f"wrote {out}: {tracked.num_clips} tracked clips, {tracked.num_frames} frames @ {tracked.fps:g} Hz")
+    return 0
+
+
+def _cmd_ref_track(a: argparse.Namespace) -> int:
+    return track_main(a.dataset, a.out, robot_config=a.robot_config, ctrl_dt=a.ctrl_dt)
+
+
 def repair_main(source: str | os.PathLike, out: str | os.PathLike, clip: str | None = None,
                 robot_config: str | os.PathLike | None = None, source_robot_config: str | os.PathLike | None = None,
                 quat_order: str | None = None, config: str | os.PathLike | None = None,
@@ -653,6 +684,13 @@ def build_parser() -> argparse.ArgumentParser:
     rchk.add_argument("--friction-scales", default="1.0",
                       help="with --starts: also on floors of these friction scales (e.g. 0.75,1,1.25)")
     rchk.set_defaults(fn=_cmd_ref_check)
+    trk = ref.add_parser("track", help="physics-filtered copy of a dataset: every clip as the robot moves when "
+                                       "its servos PD-track it (what a policy can reproduce exactly)")
+    trk.add_argument("dataset")
+    trk.add_argument("--out", required=True)
+    trk.add_argument("--robot-config", default=None, help="the robot's config (default: assets/robot_config.yaml)")
+    trk.add_argument("--ctrl-dt", type=float, default=None, help="control period of the servo targets (default 0.02 s)")
+    trk.set_defaults(fn=_cmd_ref_track)
     rep = ref.add_parser("repair", help="the nearest clip the robot can follow: the gait generator fitted to "
                                          "an infeasible clip's AMP features, checked by the gate")
     rep.add_argument("source", help="a GMR pickle (.pkl) or a motion dataset (.npz)")

@@ -25,8 +25,8 @@ def _existing_file(key: str, value: str, where: str) -> Path:
 def check_inputs(cfg: Config, where: str = "<config>") -> list[str]:
     """Check every input file of ``cfg``; returns one summary line per input.
 
-    The embedded reference gait is the one dataset allowed to be missing: training generates it on
-    first use (the line says so).
+    The embedded reference datasets (the gait and its PD-tracked version) are the ones allowed to be
+    missing: training generates them on first use (the line says so).
     """
     import mujoco
     import yaml
@@ -49,8 +49,11 @@ def check_inputs(cfg: Config, where: str = "<config>") -> list[str]:
     lines = [f"robot.model {model_path}: {model.nq} qpos, {model.nu} actuators",
              f"robot.robot_config {rc_path}: {len(spec.joint_names)} joints"]
     ds_path = paths.resolve(cfg.reference.dataset)
-    if not ds_path.exists() and ds_path.resolve() == paths.DEFAULT_REFERENCE.resolve():
-        lines.append(f"reference.dataset {ds_path}: the embedded gait, generated on first use")
+    from wildamp.reference_data import embedded_default
+
+    embedded = embedded_default(ds_path)
+    if not ds_path.exists() and embedded is not None:
+        lines.append(f"reference.dataset {ds_path}: {embedded}, generated on first use")
         return lines
     ds_path = _existing_file("reference.dataset", cfg.reference.dataset, where)
     try:

@@ -13,6 +13,8 @@ DEFAULT_ROBOT_CONFIG = ASSETS_DIR / "robot_config.yaml"
 # Generated data (the embedded reference gait) lives outside the package and is never committed.
 DATA_DIR = Path(os.environ.get("WILDAMP_DATA_DIR", REPO_ROOT / "data"))
 DEFAULT_REFERENCE = DATA_DIR / "reference" / "wildrobot_gait.npz"
+# The same gait PD-tracked in MuJoCo (wildamp.reference.tracked): what the CPU walking config imitates.
+DEFAULT_TRACKED_REFERENCE = DATA_DIR / "reference" / "wildrobot_gait_tracked.npz"
 
 
 def resolve(path: str | os.PathLike) -> Path:

@@ -20,18 +20,32 @@ from wildamp.config import Config
 from wildamp.reference.clip import MotionDataset
 
 
+def embedded_default(path: Path) -> str | None:
+    """What ``path`` is when it names one of the embedded (generated-on-first-use) datasets, else None."""
+    resolved = path.resolve()
+    if resolved == paths.DEFAULT_REFERENCE.resolve():
+        return "the embedded gait"
+    if resolved == paths.DEFAULT_TRACKED_REFERENCE.resolve():
+        return "the embedded gait PD-tracked in MuJoCo"
+    return None
+
+
 def reference_dataset_path(cfg: Config) -> Path:
-    """The configured dataset; the embedded default gait is generated on first use when absent."""
+    """The configured dataset; an embedded default (:func:`embedded_default`) is generated on first use."""
     p = paths.resolve(cfg.reference.dataset)
     if not p.exists():
-        if p.resolve() == paths.DEFAULT_REFERENCE.resolve():
-            from wildamp.reference.generator import ensure_default_reference
-            print(f"generating the embedded reference gait → {p}")
-            ensure_default_reference(p)
-        else:
+        what = embedded_default(p)
+        if what is None:
             raise FileNotFoundError(
                 f"reference.dataset {cfg.reference.dataset!r} does not exist ({p}); create it with "
                 f"`wildamp reference generate --out {p}` or `wildamp reference convert-gmr …`")
+        print(f"generating {what} → {p}")
+        if p.resolve() == paths.DEFAULT_REFERENCE.resolve():
+            from wildamp.reference.generator import ensure_default_reference
+            ensure_default_reference(p)
+        else:
+            from wildamp.reference.tracked import ensure_tracked_default_reference
+            ensure_tracked_default_reference(p)
     return p
 
 

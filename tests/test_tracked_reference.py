@@ -1,0 +1,98 @@
+"""The physics-filtered reference (`wildamp reference track`, wildamp.reference.tracked): the embedded
+gait as the robot performs it when its servos follow it — a reference a physical run can match,
+unlike the kinematic clip, whose constant hip roll no simulated robot holds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from wildamp import features as F
+from wildamp.cli import track_main
+from wildamp.config import load_config
+from wildamp.diagnose import classifier_auc
+from wildamp.env.posture import rsi_table
+from wildamp.paths import CONFIGS_DIR
+from wildamp.reference import infeasible
+from wildamp.reference.clip import MotionDataset
+from wildamp.reference.feasibility import track_clip
+from wildamp.reference.generator import default_gait_params, generate_clip
+from wildamp.reference.resample import resample_clip
+from wildamp.reference.tracked import SPEED_SKIP_SECONDS, tracked_clip
+
+CTRL_DT = 0.02
+
+
+@pytest.fixture(scope="module")
+def gait(spec, model):
+    return generate_clip(spec, default_gait_params(0.20, duration=4.0), model=model)
+
+
+@pytest.fixture(scope="module")
+def tracked(spec, model, gait):
+    return tracked_clip(model, spec, gait, ctrl_dt=CTRL_DT)
+
+
+def _dataset(*clips) -> MotionDataset:
+    return MotionDataset(clips=list(clips), joint_names=clips[0].joint_names, fps=clips[0].fps)
+
+
+def test_tracked_clip_is_the_tracking_run_with_its_measured_speed(spec, model, gait, tracked):
+    trace = track_clip(model, spec, gait, ctrl_dt=CTRL_DT)
+    np.testing.assert_allclose(tracked.root_pos, trace.qpos[:, :3])
+    np.testing.assert_allclose(tracked.joint_pos, trace.joint_pos)
+    assert tracked.fps == pytest.approx(1.0 / CTRL_DT)
+    skip = int(round(SPEED_SKIP_SECONDS / CTRL_DT))
+    vx, vy = (trace.qpos[-1, :2] - trace.qpos[skip, :2]) / ((trace.qpos.shape[0] - 1 - skip) * CTRL_DT)
+    assert tracked.meta["speed"] == pytest.approx(vx)
+    assert tracked.meta["measured_velocity"] == pytest.approx([vx, vy])
+    assert tracked.meta["lateral_speed"] == 0.0          # a forward clip's sideways drift is not its command
+    assert tracked.meta["nominal_speed"] == pytest.approx(0.20)
+    assert abs(vx - 0.20) < 0.05                         # the servos keep most of the clip's speed
+    # The kinematic clip holds hip roll at 0; carrying the body, the tracked one does not.
+    roll = [spec.joint_names.index(n) for n in spec.joint_names if "hip_roll" in n]
+    assert np.abs(gait.joint_pos[:, roll]).max() < 0.01
+    assert np.abs(tracked.joint_pos[:, roll]).mean() > 0.02
+
+
+def test_a_physical_run_is_told_from_the_kinematic_clip_but_not_from_the_tracked_one(spec, model, gait, tracked):
+    """The style check's classifier on a second physical run (another start timing): it separates the
+    run from the kinematic gait almost perfectly, from the tracked gait hardly at all."""
+    fcfg = load_config(CONFIGS_DIR / "cpu.yaml").features
+    layout = F.FeatureLayout.build(spec, fcfg)
+    params = F.FeatureParams.from_config(fcfg, spec, model)
+    names = layout.sample_channel_names()
+    run = track_clip(model, spec, gait, ctrl_dt=CTRL_DT, settle_time=0.13)
+    frames = F.mj_frames(model, F.FrameIds.from_model(model, spec), run.qpos, contact_force=run.foot_forces)
+    run_samples = np.asarray(F.trajectory_samples(layout, params, [frames], CTRL_DT)[0])
+    auc = {}
+    for label, clip in (("kinematic", gait), ("tracked", tracked)):
+        ref, _ = F.dataset_samples(_dataset(clip), model, spec, fcfg, ctrl_dt=CTRL_DT)
+        norm = F.FeatureNormalizer.from_config(ref, names, fcfg)
+        auc[label] = classifier_auc(norm.apply(ref), norm.apply(run_samples))
+    assert auc["kinematic"] > 0.95, auc
+    assert auc["tracked"] < 0.75, auc
+
+
+def test_a_clip_the_robot_falls_from_is_refused_by_name(spec, model, gait, tmp_path):
+    # The 0.25 m/s gait played 1.5x faster throws the robot from every start (test_reference_repair).
+    fast = infeasible.sped_up(generate_clip(spec, default_gait_params(0.25, duration=4.0), model=model), 1.5)
+    with pytest.raises(ValueError, match=fast.name):
+        tracked_clip(model, spec, fast)
+    src = tmp_path / "fast.npz"
+    _dataset(gait, resample_clip(fast, gait.fps)).save(src)
+    out = tmp_path / "tracked.npz"
+    assert track_main(src, out) == 1
+    assert not out.exists()
+
+
+def test_cli_writes_a_dataset_that_rsi_starts_from_at_the_measured_speed(spec, model, gait, tmp_path):
+    src, out = tmp_path / "gait.npz", tmp_path / "tracked.npz"
+    _dataset(gait).save(src)
+    assert track_main(src, out) == 0
+    ds = MotionDataset.load(out, joint_names=spec.joint_names)
+    assert ds.metadata["tracked"] is True and ds.fps == pytest.approx(1.0 / CTRL_DT)
+    speed = ds.clips[0].meta["speed"]
+    table = rsi_table(ds, F.FrameIds.from_model(model, spec), 1.0, (0.1, 0.25), (0.0, 0.0))
+    np.testing.assert_allclose(np.asarray(table.command)[:, 0], speed, rtol=1e-6)
+    assert np.asarray(table.command)[:, 1:].max() == 0.0

@@ -1,0 +1,106 @@
+"""Physics-filtered reference: each clip replaced by what the robot does when its servos follow it.
+
+Why: a kinematic clip can hold a channel exactly where no simulated robot can. The embedded gait
+keeps both hip rolls at 0 rad (std 0.002 rad) while the servos, carrying the body on one leg, give
+way by a few hundredths of a radian. Measured with ``wildamp eval``'s style check, the clips
+PD-tracked in MuJoCo — the best any policy could do — are told apart from their own kinematic
+source with AUC 1.00, almost all on hip roll (24 reference standard deviations). A discriminator
+trained on such a reference saturates on that channel, whatever the policy does.
+
+The tracked clip is the state sequence of :func:`wildamp.reference.feasibility.track_clip` (the
+feasibility gate's PD-tracking run: free-floating, servos only, targets at the control rate), so it
+is physically consistent by construction: a policy that reproduces the tracker's targets reproduces
+it exactly. Speeds in the clip metadata become the *measured* speeds of the tracked robot along the axes the
+clip moves on (the command RSI and the style check match against; sideways drift is kept in
+``measured_velocity``); the generator's nominal speeds are kept as ``nominal_speed`` and
+``nominal_lateral_speed``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import mujoco
+import numpy as np
+
+from wildamp import quat
+from wildamp.reference.clip import Clip, MotionDataset
+from wildamp.reference.feasibility import DEFAULT_CTRL_DT, track_clip
+
+#: Bumped when the tracked data would change for the same source (derived files are regenerated).
+TRACKER_VERSION = 1
+#: Seconds at the start of a clip left out of its measured speed (the robot starts from rest).
+SPEED_SKIP_SECONDS = 1.0
+
+
+def tracked_clip(model: mujoco.MjModel, spec: Any, clip: Clip, ctrl_dt: float = DEFAULT_CTRL_DT) -> Clip:
+    """``clip`` PD-tracked in MuJoCo, as a clip at the control rate (``1 / ctrl_dt`` fps).
+
+    Raises ``ValueError`` naming the clip when the robot falls or the simulation goes unstable:
+    such a clip has no physical counterpart to learn from (``wildamp reference check`` says why).
+    """
+    trace = track_clip(model, spec, clip, ctrl_dt=ctrl_dt)
+    if trace.fell_at is not None or trace.unstable:
+        what = "became unstable" if trace.unstable else f"fell at frame {trace.fell_at}"
+        raise ValueError(f"clip {clip.name!r}: the PD-tracked robot {what}; it has no tracked version "
+                         f"(run `wildamp reference check` on the dataset for the gate's report)")
+    qpos = trace.qpos
+    skip = min(int(round(SPEED_SKIP_SECONDS / ctrl_dt)), qpos.shape[0] // 2)
+    seconds = (qpos.shape[0] - 1 - skip) * ctrl_dt
+    vx, vy = (qpos[-1, :2] - qpos[skip, :2]) / seconds
+    nominal_fwd = float(clip.meta.get("speed", 0.0))
+    nominal_lat = float(clip.meta.get("lateral_speed", 0.0))
+    meta = dict(clip.meta)
+    # The speed a clip is matched by (RSI's command, the style check's pairing) is measured along the
+    # axes the clip was made to move on; sideways drift of a forward clip stays a recorded drift, so
+    # a forward clip still matches purely forward commands.
+    meta.update(speed=float(vx) if nominal_fwd else 0.0, lateral_speed=float(vy) if nominal_lat else 0.0,
+                measured_velocity=[float(vx), float(vy)],
+                nominal_speed=nominal_fwd, nominal_lateral_speed=nominal_lat,
+                tracked={"source_clip": clip.name, "ctrl_dt": ctrl_dt, "ctrl_lead": trace.ctrl_lead,
+                         "tracker_version": TRACKER_VERSION})
+    out = Clip(name=clip.name, fps=1.0 / ctrl_dt, root_pos=qpos[:, :3], root_quat=quat.make_sign_continuous(qpos[:, 3:7]),
+               joint_pos=trace.joint_pos, joint_names=tuple(spec.joint_names), source=f"tracked:{clip.source}",
+               meta=meta)
+    out.validate()
+    return out
+
+
+def tracked_dataset(model: mujoco.MjModel, spec: Any, dataset: MotionDataset,
+                    ctrl_dt: float = DEFAULT_CTRL_DT, progress: bool = True) -> MotionDataset:
+    """Every clip of ``dataset`` replaced by its tracked version (see :func:`tracked_clip`)."""
+    clips = []
+    for i, clip in enumerate(dataset.clips):
+        clips.append(tracked_clip(model, spec, clip, ctrl_dt))
+        if progress:
+            m = clips[-1].meta
+            print(f"  tracked {i + 1}/{len(dataset.clips)} {clip.name}: measured speed "
+                  f"{m['speed']:+.3f}, {m['lateral_speed']:+.3f} m/s (nominal {m['nominal_speed']}, "
+                  f"{m['nominal_lateral_speed']})", file=sys.stderr)
+    metadata = dict(dataset.metadata)
+    metadata.update(tracked=True, tracker_version=TRACKER_VERSION, ctrl_dt=ctrl_dt)
+    return MotionDataset(clips=clips, joint_names=tuple(spec.joint_names), fps=1.0 / ctrl_dt, metadata=metadata)
+
+
+def ensure_tracked_default_reference(path: str | Path) -> Path:
+    """Return ``path``, writing the embedded gait's tracked version there first when needed.
+
+    (Re)generated when absent or written from another generator or tracker version, like the
+    embedded gait itself (:func:`wildamp.reference.generator.ensure_default_reference`).
+    """
+    from wildamp import paths
+    from wildamp.reference.generator import GENERATOR_VERSION, ensure_default_reference
+    from wildamp.robot import load_model, load_robot_spec
+
+    path = Path(path)
+    if path.exists():
+        meta = MotionDataset.load(path).metadata
+        if meta.get("generator_version") == GENERATOR_VERSION and meta.get("tracker_version") == TRACKER_VERSION:
+            return path
+        print(f"wildamp: regenerating {path} (generator/tracker version changed)", file=sys.stderr)
+    source = MotionDataset.load(ensure_default_reference(paths.DEFAULT_REFERENCE))
+    spec = load_robot_spec(paths.DEFAULT_ROBOT_CONFIG)
+    tracked_dataset(load_model(spec.model_path), spec, source).save(path)
+    return path
