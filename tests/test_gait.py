@@ -57,3 +57,19 @@ def test_one_legged_hopping_fails_the_alternation_targets():
 
 def test_targets_are_the_stated_walking_targets():
     assert (TARGETS.max_vel_error, TARGETS.max_fall_rate, TARGETS.max_style_auc) == (0.05, 0.05, 0.80)
+
+
+def test_the_best_checkpoint_meets_most_targets_then_has_the_lowest_style_auc():
+    from wildamp.evaluate import checkpoint_score
+    base = dict(vel_error=0.01, fall_rate=0.0, alternation=0.95, swing_per_cycle=0.95, style_auc=0.97)
+    four = checkpoint_score(base)
+    assert four["targets_met"] == 4
+    # One more target met wins, however the rest compares.
+    five = checkpoint_score({**base, "style_auc": 0.79, "vel_error": 0.049})
+    assert five["targets_met"] == 5 and five["score"] > four["score"]
+    three = checkpoint_score({**base, "alternation": 0.5, "style_auc": 0.81})
+    assert three["targets_met"] == 3 and three["score"] < four["score"]
+    # Same targets met: the lower style AUC, then the lower velocity error.
+    assert checkpoint_score({**base, "style_auc": 0.9})["score"] > four["score"]
+    assert checkpoint_score({**base, "vel_error": 0.02})["score"] < four["score"]
+    assert checkpoint_score({**base, "style_auc": float("nan")})["score"] < four["score"]

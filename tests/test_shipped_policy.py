@@ -31,10 +31,10 @@ def test_shipped_policy_is_small_and_its_spec_matches_its_config(shipped):
     assert info["spec"]["obs_size"] == trainer.env.obs_size
     assert info["spec"]["default_joint_pos"] == trainer.spec()["default_joint_pos"]
     assert info["spec"]["feature_normalizer_sha256"] == trainer.spec()["feature_normalizer_sha256"]
-    # It was trained with the CPU walking config (same physics, task and AMP sections).
+    # It was trained with the CPU walking config (same reference, physics, task and AMP sections).
     cpu = load_config(paths.CONFIGS_DIR / "cpu.yaml").to_dict()
     mine = trainer.cfg.to_dict()
-    for section in ("env", "reward_weights", "features", "amp", "networks"):
+    for section in ("reference", "env", "reward_weights", "features", "amp", "networks"):
         assert mine[section] == cpu[section], section
 
 

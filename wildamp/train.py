@@ -558,7 +558,8 @@ def _run_training_locked(cfg: Config, run_dir: Path, resume: bool, progress: boo
                 if it % cfg.eval.every_iterations < per_call or it >= total:
                     last_eval = evaluator.evaluate(state.ppo.params, state.obs_norm)
                     ev = {f"eval/{k}": v for k, v in last_eval.items() if k in
-                          ("vel_error", "fall_rate", "episode_length", "score", "style_auc",
+                          ("vel_error", "vel_error_instantaneous", "fall_rate", "episode_length", "score",
+                           "targets_met", "style_auc",
                                                                     "alternation", "swing_per_cycle", "step_frequency_hz")}
                     logger.log(it, ev)
                     if C.mark_best(run_dir, it, last_eval["score"]):

@@ -1,8 +1,9 @@
 """The env's default posture and reference-state initialisation (RSI), both taken from the clips.
 
-- :func:`default_qpos`: the posture the action is centred on, the pose penalty pulls toward and
+- :func:`default_qpos`: the posture the action is centred on, the pose penalties pull toward and
   non-RSI resets start from. ``home`` is the model keyframe (straight legs for WildRobot);
-  ``reference_mean`` is the mean joint posture over every reference frame, with the root lowered so
+  ``reference_mean`` is the mean joint posture over the frames of the clips inside the command
+  ranges (the motions the policy is asked for; all clips when none is), with the root lowered so
   that the lowest sole-pad corner touches the floor — the crouched walking stance the policy must
   reach (straight-legged ``home`` puts 0 % of reference frames within the action range).
 - :class:`RsiTable`: reference frames (qpos, qvel, command) a reset can start from, as in the AMP
@@ -22,11 +23,37 @@ from wildamp.features import FrameIds, clip_qpos, reference_qvel
 from wildamp.rotations import qmul, quat_from_yaw, quat_rotate
 
 
-def reference_mean_joints(dataset, ids: FrameIds) -> np.ndarray:
-    """Mean of every reference frame's joint positions, in ``ids.joint_names`` order (joints by name
-    through :meth:`Clip.to_qpos`)."""
+def commanded_clips(dataset, forward_range=None, lateral_range=None) -> list:
+    """The clips whose speed (``meta['speed']``, ``meta['lateral_speed']``) lies inside the command
+    ranges: the motions a policy is asked to walk like. ``None`` ranges: every clip."""
+    if forward_range is None:
+        return list(dataset.clips)
+    out = []
+    for clip in dataset.clips:
+        fwd = float(clip.meta.get("speed", np.nan))
+        lat = float(clip.meta.get("lateral_speed", 0.0))
+        if (forward_range[0] - 1e-9 <= fwd <= forward_range[1] + 1e-9
+                and lateral_range[0] - 1e-9 <= lat <= lateral_range[1] + 1e-9):
+            out.append(clip)
+    return out
+
+
+def reference_mean_joints(dataset, ids: FrameIds, forward_range=None, lateral_range=None) -> np.ndarray:
+    """Mean joint positions (``ids.joint_names`` order, joints by name through :meth:`Clip.to_qpos`)
+    over the frames of the commanded clips (:func:`commanded_clips`; every clip when none is)."""
     adr = list(ids.joint_qpos_adr)
-    return np.concatenate([clip_qpos(ids, c)[:, adr] for c in dataset.clips]).mean(axis=0)
+    clips = commanded_clips(dataset, forward_range, lateral_range) or list(dataset.clips)
+    return np.concatenate([clip_qpos(ids, c)[:, adr] for c in clips]).mean(axis=0)
+
+
+def reference_joint_spread(dataset, ids: FrameIds, forward_range=None, lateral_range=None,
+                           floor: float = 0.0) -> np.ndarray:
+    """Standard deviation of each joint over the frames of the commanded clips (as
+    :func:`reference_mean_joints`), at least ``floor``: how far the reference itself strays from its
+    mean posture."""
+    adr = list(ids.joint_qpos_adr)
+    clips = commanded_clips(dataset, forward_range, lateral_range) or list(dataset.clips)
+    return np.maximum(np.concatenate([clip_qpos(ids, c)[:, adr] for c in clips]).std(axis=0), floor)
 
 
 def _pad_centres_and_lowest_corners(model: mujoco.MjModel, qpos: np.ndarray,
@@ -53,14 +80,15 @@ def resting_pad_height(model: mujoco.MjModel, qpos: np.ndarray, pad_ids: np.ndar
 
 
 def default_qpos(mode: str, home_qpos: np.ndarray, ids: FrameIds, dataset, model: mujoco.MjModel,
-                 pad_ids: np.ndarray) -> np.ndarray:
-    """The env's default posture as a full qpos (see the module docstring)."""
+                 pad_ids: np.ndarray, forward_range=None, lateral_range=None) -> np.ndarray:
+    """The env's default posture as a full qpos (see the module docstring); ``reference_mean``
+    averages the clips inside the command ranges (:func:`reference_mean_joints`)."""
     qpos = np.asarray(home_qpos, np.float64).copy()
     if mode == "home":
         return qpos
     if mode != "reference_mean":
         raise ValueError(f"unknown default_pose {mode!r}")
-    qpos[np.asarray(ids.joint_qpos_adr)] = reference_mean_joints(dataset, ids)
+    qpos[np.asarray(ids.joint_qpos_adr)] = reference_mean_joints(dataset, ids, forward_range, lateral_range)
     qpos[3:7] = (1.0, 0.0, 0.0, 0.0)
     qpos[2] -= lowest_pad_point(model, qpos, pad_ids)
     return qpos
@@ -77,12 +105,9 @@ def rsi_table(dataset, ids: FrameIds, skip_seconds: float, forward_range, latera
     """Frames of every clip whose commanded speed lies in the command ranges, from ``skip_seconds``
     on (the clips start from standing). ValueError if no clip qualifies."""
     qs, vs, cs = [], [], []
-    for clip in dataset.clips:
+    for clip in commanded_clips(dataset, forward_range, lateral_range):
         fwd = float(clip.meta.get("speed", np.nan))
         lat = float(clip.meta.get("lateral_speed", 0.0))
-        if not (forward_range[0] - 1e-9 <= fwd <= forward_range[1] + 1e-9
-                and lateral_range[0] - 1e-9 <= lat <= lateral_range[1] + 1e-9):
-            continue
         q = clip_qpos(ids, clip)
         v = reference_qvel(q, 1.0 / clip.fps)
         start = int(round(skip_seconds * clip.fps))

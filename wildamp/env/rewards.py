@@ -25,6 +25,7 @@ class RewardInputs(NamedTuple):
     command: jax.Array          # (3,) vx, vy, yaw rate of the transition
     lin_vel_heading: jax.Array  # (3,) root linear velocity
     ang_vel_heading: jax.Array  # (3,) root angular velocity
+    window_vel: jax.Array       # (3,) vx, vy, yaw rate averaged over env.velocity_window_seconds
     gravity_body: jax.Array     # (3,) unit gravity in the body frame
     base_height: jax.Array      # () root height (m)
     action: jax.Array           # (J,) this step's action
@@ -32,6 +33,8 @@ class RewardInputs(NamedTuple):
     joint_pos: jax.Array        # (J,)
     joint_vel: jax.Array        # (J,)
     default_joint_pos: jax.Array  # (J,) the env's default posture (pose-penalty target)
+    window_joint_pos: jax.Array   # (J,) joint positions averaged over the velocity window
+    joint_spread: jax.Array       # (J,) the reference's per-joint std about its mean posture (1 without one)
     actuator_force: jax.Array   # (J,)
     air_time: jax.Array         # (2,) seconds each foot has been in the air, including this step
     first_contact: jax.Array    # (2,) bool: the foot touched down in this step
@@ -57,13 +60,15 @@ def reward_term(fn: RewardFn) -> RewardFn:
 
 @reward_term
 def tracking_lin_vel(x: RewardInputs) -> jax.Array:
-    """exp(−|cmd_xy − v_xy|² / σ): 1 when the planar velocity matches the command."""
-    return jnp.exp(-jnp.sum((x.command[:2] - x.lin_vel_heading[:2]) ** 2) / x.cfg.tracking_sigma)
+    """exp(−|cmd_xy − v̄_xy|² / σ): 1 when the planar velocity, averaged over the velocity window
+    (a stride's surge and sway are part of walking, not tracking errors), matches the command."""
+    return jnp.exp(-jnp.sum((x.command[:2] - x.window_vel[:2]) ** 2) / x.cfg.tracking_sigma)
 
 
 @reward_term
 def tracking_ang_vel(x: RewardInputs) -> jax.Array:
-    return jnp.exp(-((x.command[2] - x.ang_vel_heading[2]) ** 2) / x.cfg.tracking_sigma)
+    """exp(−(cmd_yaw − ω̄_z)² / σ) with the yaw rate averaged over the velocity window."""
+    return jnp.exp(-((x.command[2] - x.window_vel[2]) ** 2) / x.cfg.tracking_sigma)
 
 
 @reward_term
@@ -115,6 +120,14 @@ def feet_slip(x: RewardInputs) -> jax.Array:
 @reward_term
 def pose(x: RewardInputs) -> jax.Array:
     return jnp.sum((x.joint_pos - x.default_joint_pos) ** 2)
+
+
+@reward_term
+def pose_mean(x: RewardInputs) -> jax.Array:
+    """Σ ((joint position averaged over the velocity window − default posture) / reference spread)²:
+    a posture offset held through the gait cycle (a twisted waist, a taller stance), not the stride's
+    own swing, in units of how far the reference itself strays on each joint."""
+    return jnp.sum(((x.window_joint_pos - x.default_joint_pos) / x.joint_spread) ** 2)
 
 
 def swing_height_targets(phase: jax.Array, swing_height: float) -> jax.Array:

@@ -25,7 +25,9 @@ from wildamp import paths
 from wildamp.config import Config
 from wildamp.env import observations as O
 from wildamp.env.backends import make_backend
-from wildamp.env.posture import RsiTable, default_qpos, resting_pad_height, rsi_table, sample_rsi
+from wildamp.env.posture import (
+    RsiTable, default_qpos, reference_joint_spread, resting_pad_height, rsi_table, sample_rsi,
+)
 from wildamp.env.randomization import sample_randomization
 from wildamp.env.rewards import REWARD_TERMS, RewardInputs, reward_terms, weighted_sum
 from wildamp.physics import geom_ids
@@ -54,6 +56,10 @@ class EnvState(NamedTuple):
     feet_contact: jax.Array        # (2,) bool
     episode_return: jax.Array
     vel_error: jax.Array           # |v_x − cmd_x| (heading frame) of the last transition
+    window_vel: jax.Array          # (3,) vx, vy, yaw rate (heading frame), mean over the velocity window
+                                   # (what the tracking reward compares with the command)
+    recent_vel: jax.Array          # (W, 3) the last W control steps' (vx, vy, yaw rate), oldest first
+    recent_joints: jax.Array       # (W, J) the last W control steps' joint positions, oldest first
     nonfinite: jax.Array           # the last transition produced a NaN/inf physics state
     dr: jax.Array                  # (3,) domain randomisation of this episode: friction, mass, kp scale
     rng: jax.Array
@@ -93,9 +99,16 @@ class WalkEnv:
             dataset = load_reference_dataset(cfg, self.spec)
         self.dataset = dataset  # the reference clips, when the env needed them (else None)
         self.default_qpos = jnp.asarray(default_qpos(
-            ecfg.default_pose, self.spec.home_qpos, self.frame_ids, dataset, self.mj_model, self.pad_ids),
+            ecfg.default_pose, self.spec.home_qpos, self.frame_ids, dataset, self.mj_model, self.pad_ids,
+            ecfg.command.forward_range, ecfg.command.lateral_range),
             dtype=jnp.float32)
         self.default_joints = self.default_qpos[self.qpos_adr]
+        # Per-joint scale of posture offsets (pose_mean): the reference's own spread, floored like the
+        # AMP features' standard deviations; 1 rad without a reference posture.
+        self.joint_spread = jnp.asarray(
+            reference_joint_spread(dataset, self.frame_ids, ecfg.command.forward_range, ecfg.command.lateral_range,
+                                   floor=cfg.features.std_floor)
+            if ecfg.default_pose == "reference_mean" else np.ones(J), dtype=jnp.float32)
         self.rsi: RsiTable | None = (
             rsi_table(dataset, self.frame_ids, ecfg.rsi_skip_seconds, ecfg.command.forward_range,
                       ecfg.command.lateral_range) if ecfg.rsi_fraction > 0 else None)
@@ -122,6 +135,8 @@ class WalkEnv:
         self.reward_weights = {k: float(getattr(cfg.reward_weights, k)) for k in REWARD_TERMS}
         self.amp_sample_size = cfg.features.history * self.layout.size
         self._cos_max_tilt = float(np.cos(np.deg2rad(ecfg.max_tilt_deg)))
+        # Control steps in the velocity window (1 = the instantaneous velocity).
+        self.window_steps = max(1, int(round(ecfg.velocity_window_seconds / ecfg.ctrl_dt)))
 
     # ------------------------------------------------------------------ commands
     def sample_command(self, rng: jax.Array) -> jax.Array:
@@ -197,6 +212,7 @@ class WalkEnv:
         zeros_a = jnp.zeros(J)
         obs, critic = self._observe(pf, command, zeros_a, pf.pad_force, jnp.zeros(2), pf.pad_pos[:, 2],
                                     jnp.zeros((), jnp.int32))
+        _, _, lin_h, ang_h = O.root_kinematics(pf.qpos, pf.qvel)
         return EnvState(
             physics=physics, obs=obs, critic_obs=critic, reward=jnp.zeros(()),
             terminated=jnp.zeros((), bool), truncated=jnp.zeros((), bool), final_critic_obs=critic,
@@ -205,7 +221,11 @@ class WalkEnv:
             step_count=jnp.zeros((), jnp.int32), last_action=zeros_a, filtered_action=zeros_a,
             prev_frame=frame, history=F.init_history(self.layout.size, self.cfg.features.history),
             feet_air_time=jnp.zeros(2), feet_contact=jnp.zeros(2, bool),
-            episode_return=jnp.zeros(()), vel_error=jnp.zeros(()), nonfinite=jnp.zeros((), bool),
+            episode_return=jnp.zeros(()), vel_error=jnp.zeros(()),
+            window_vel=jnp.stack([lin_h[0], lin_h[1], ang_h[2]]),
+            recent_vel=jnp.tile(jnp.stack([lin_h[0], lin_h[1], ang_h[2]]), (self.window_steps, 1)),
+            recent_joints=jnp.tile(pf.qpos[self.qpos_adr], (self.window_steps, 1)),
+            nonfinite=jnp.zeros((), bool),
             dr=dr, rng=rng)
 
     # ------------------------------------------------------------------ step
@@ -232,6 +252,10 @@ class WalkEnv:
         air_time = state.feet_air_time + dt
 
         pos, gravity_body, lin_h, ang_h = O.root_kinematics(pf.qpos, pf.qvel)
+        # The window starts filled with the reset's velocity, so a new episode is judged at once.
+        recent_vel = jnp.concatenate([state.recent_vel[1:], jnp.stack([lin_h[0], lin_h[1], ang_h[2]])[None]])
+        window_vel = recent_vel.mean(axis=0)
+        recent_joints = jnp.concatenate([state.recent_joints[1:], pf.qpos[self.qpos_adr][None]])
         terminated = (pos[2] < ecfg.min_base_height) | (pos[2] > ecfg.max_base_height) | \
             (-gravity_body[2] < self._cos_max_tilt)
         finite = jnp.all(jnp.isfinite(pf.qpos)) & jnp.all(jnp.isfinite(pf.qvel))
@@ -241,9 +265,11 @@ class WalkEnv:
         foot_height = jnp.stack([pad_lift[jnp.asarray(p)].min() for p in PADS_OF_FOOT])
         terms = reward_terms(RewardInputs(
             cfg=ecfg, command=state.command, lin_vel_heading=lin_h, ang_vel_heading=ang_h,
-            gravity_body=gravity_body, base_height=pos[2], action=action, last_action=state.last_action,
+            window_vel=window_vel, gravity_body=gravity_body, base_height=pos[2], action=action, last_action=state.last_action,
             joint_pos=pf.qpos[self.qpos_adr], joint_vel=pf.qvel[self.qvel_adr],
-            default_joint_pos=self.default_joints, actuator_force=pf.actuator_force, air_time=air_time,
+            default_joint_pos=self.default_joints, window_joint_pos=recent_joints.mean(axis=0),
+            joint_spread=self.joint_spread,
+            actuator_force=pf.actuator_force, air_time=air_time,
             first_contact=first_contact, pad_contact=forces > ecfg.contact_force_threshold,
             pad_vel=(frame.pad_pos - state.prev_frame.pad_pos) / dt,
             foot_height=foot_height, gait_phase=self.gait_phase(step_count),
@@ -265,7 +291,8 @@ class WalkEnv:
             reward_terms=terms, command=cmd, step_count=step_count, last_action=action,
             filtered_action=filtered, prev_frame=frame, history=history, feet_air_time=air_time,
             feet_contact=contact, episode_return=state.episode_return + reward,
-            vel_error=jnp.abs(lin_h[0] - state.command[0]), nonfinite=~finite, rng=rng)
+            vel_error=jnp.abs(lin_h[0] - state.command[0]), window_vel=window_vel, recent_vel=recent_vel,
+            recent_joints=recent_joints, nonfinite=~finite, rng=rng)
 
         # Auto-reset: new physics state, new command, cleared history, return back at 0; the transition
         # fields above (reward, flags, final_critic_obs, amp sample) describe the finished episode's
