@@ -69,7 +69,7 @@ class Evaluator:
         seed = self.cfg.eval.seed if seed is None else seed
         traj = jax.device_get(self._fn(params, obs_norm, jax.random.PRNGKey(seed)))
         out = summarize(traj, self.commands, self.cfg.env.ctrl_dt, keep_qpos=keep_qpos,
-                        window_seconds=self.cfg.env.velocity_window_seconds)
+                        window_steps=self.env.window_steps)
         out.update(style_check(traj, self.commands, self.cfg.env.ctrl_dt, self.trainer.reference_features))
         out.update(checkpoint_score(out))
         return out
@@ -134,12 +134,12 @@ def window_mean(x: np.ndarray, live: np.ndarray, steps: int) -> np.ndarray:
 
 
 def summarize(traj: dict, commands: np.ndarray, dt: float, keep_qpos: bool = False,
-              window_seconds: float = 0.0) -> dict:
+              window_steps: int = 1) -> dict:
     """Velocity error, falls and gait metrics of an evaluation rollout.
 
     ``vel_error`` is the mean |v̄ − cmd| over live steps after settling, with v̄ the forward speed
-    averaged over ``window_seconds`` (``env.velocity_window_seconds``: a stride's surge is walking,
-    not a tracking error); ``vel_error_instantaneous`` uses the speed of each control step.
+    averaged over ``window_steps`` control steps (the env's velocity window: a stride's surge is
+    walking, not a tracking error); ``vel_error_instantaneous`` uses the speed of each control step.
     """
     alive = np.asarray(traj["alive"], bool)                  # (T, N)
     T, N = alive.shape
@@ -147,7 +147,6 @@ def summarize(traj: dict, commands: np.ndarray, dt: float, keep_qpos: bool = Fal
     mask = alive[settle:]
     verr_inst = np.asarray(traj["vel_error"])[settle:]
     fwd = np.asarray(traj.get("forward_vel", np.full(alive.shape, np.nan)))[settle:]
-    window_steps = int(round(window_seconds / dt))
     if window_steps > 1:
         v_win = window_mean(fwd, mask, window_steps)
         verr = np.abs(v_win - commands[None, :, 0])

@@ -216,7 +216,7 @@ _BUILTIN: list[tuple[str, str, str, str]] = [
     ("eval/targets_met", "deterministic evaluation: how many of the five walking targets are met", "last", ""),
     ("eval/fall_rate", "deterministic evaluation: fraction of episodes ending in a fall", "mean", ""),
     ("eval/episode_length", "deterministic evaluation: mean episode length", "mean", "steps"),
-    ("eval/score", "deterministic evaluation score used to select the best checkpoint: targets met, minus velocity error + fall rate (higher is better)", "mean", ""),
+    ("eval/score", "deterministic evaluation score used to select the best checkpoint: targets met, ties broken by lower style AUC, then lower velocity error + fall rate (higher is better)", "mean", ""),
 ]
 REGISTRY.declare_many(_BUILTIN)
 

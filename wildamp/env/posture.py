@@ -38,22 +38,24 @@ def commanded_clips(dataset, forward_range=None, lateral_range=None) -> list:
     return out
 
 
-def reference_mean_joints(dataset, ids: FrameIds, forward_range=None, lateral_range=None) -> np.ndarray:
-    """Mean joint positions (``ids.joint_names`` order, joints by name through :meth:`Clip.to_qpos`)
-    over the frames of the commanded clips (:func:`commanded_clips`; every clip when none is)."""
+def commanded_joint_frames(dataset, ids: FrameIds, forward_range=None, lateral_range=None) -> np.ndarray:
+    """(frames, J) joint positions (``ids.joint_names`` order, joints by name through
+    :meth:`Clip.to_qpos`) of the commanded clips (:func:`commanded_clips`; every clip when none is)."""
     adr = list(ids.joint_qpos_adr)
     clips = commanded_clips(dataset, forward_range, lateral_range) or list(dataset.clips)
-    return np.concatenate([clip_qpos(ids, c)[:, adr] for c in clips]).mean(axis=0)
+    return np.concatenate([clip_qpos(ids, c)[:, adr] for c in clips])
+
+
+def reference_mean_joints(dataset, ids: FrameIds, forward_range=None, lateral_range=None) -> np.ndarray:
+    """Mean joint posture over the frames of the commanded clips (:func:`commanded_joint_frames`)."""
+    return commanded_joint_frames(dataset, ids, forward_range, lateral_range).mean(axis=0)
 
 
 def reference_joint_spread(dataset, ids: FrameIds, forward_range=None, lateral_range=None,
                            floor: float = 0.0) -> np.ndarray:
-    """Standard deviation of each joint over the frames of the commanded clips (as
-    :func:`reference_mean_joints`), at least ``floor``: how far the reference itself strays from its
-    mean posture."""
-    adr = list(ids.joint_qpos_adr)
-    clips = commanded_clips(dataset, forward_range, lateral_range) or list(dataset.clips)
-    return np.maximum(np.concatenate([clip_qpos(ids, c)[:, adr] for c in clips]).std(axis=0), floor)
+    """Standard deviation of each joint over the frames of the commanded clips, at least ``floor``:
+    how far the reference itself strays from its mean posture."""
+    return np.maximum(commanded_joint_frames(dataset, ids, forward_range, lateral_range).std(axis=0), floor)
 
 
 def _pad_centres_and_lowest_corners(model: mujoco.MjModel, qpos: np.ndarray,

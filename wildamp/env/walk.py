@@ -56,13 +56,17 @@ class EnvState(NamedTuple):
     feet_contact: jax.Array        # (2,) bool
     episode_return: jax.Array
     vel_error: jax.Array           # |v_x − cmd_x| (heading frame) of the last transition
-    window_vel: jax.Array          # (3,) vx, vy, yaw rate (heading frame), mean over the velocity window
-                                   # (what the tracking reward compares with the command)
-    recent_vel: jax.Array          # (W, 3) the last W control steps' (vx, vy, yaw rate), oldest first
+    recent_vel: jax.Array          # (W, 3) the last W control steps' (vx, vy, yaw rate), heading frame
     recent_joints: jax.Array       # (W, J) the last W control steps' joint positions, oldest first
     nonfinite: jax.Array           # the last transition produced a NaN/inf physics state
     dr: jax.Array                  # (3,) domain randomisation of this episode: friction, mass, kp scale
     rng: jax.Array
+
+    @property
+    def window_vel(self) -> jax.Array:
+        """(3,) vx, vy, yaw rate averaged over the velocity window: what the tracking reward compares
+        with the command."""
+        return self.recent_vel.mean(axis=-2)
 
 
 OBS_LAYOUT = O.OBS_LAYOUT
@@ -222,7 +226,6 @@ class WalkEnv:
             prev_frame=frame, history=F.init_history(self.layout.size, self.cfg.features.history),
             feet_air_time=jnp.zeros(2), feet_contact=jnp.zeros(2, bool),
             episode_return=jnp.zeros(()), vel_error=jnp.zeros(()),
-            window_vel=jnp.stack([lin_h[0], lin_h[1], ang_h[2]]),
             recent_vel=jnp.tile(jnp.stack([lin_h[0], lin_h[1], ang_h[2]]), (self.window_steps, 1)),
             recent_joints=jnp.tile(pf.qpos[self.qpos_adr], (self.window_steps, 1)),
             nonfinite=jnp.zeros((), bool),
@@ -254,7 +257,6 @@ class WalkEnv:
         pos, gravity_body, lin_h, ang_h = O.root_kinematics(pf.qpos, pf.qvel)
         # The window starts filled with the reset's velocity, so a new episode is judged at once.
         recent_vel = jnp.concatenate([state.recent_vel[1:], jnp.stack([lin_h[0], lin_h[1], ang_h[2]])[None]])
-        window_vel = recent_vel.mean(axis=0)
         recent_joints = jnp.concatenate([state.recent_joints[1:], pf.qpos[self.qpos_adr][None]])
         terminated = (pos[2] < ecfg.min_base_height) | (pos[2] > ecfg.max_base_height) | \
             (-gravity_body[2] < self._cos_max_tilt)
@@ -265,7 +267,8 @@ class WalkEnv:
         foot_height = jnp.stack([pad_lift[jnp.asarray(p)].min() for p in PADS_OF_FOOT])
         terms = reward_terms(RewardInputs(
             cfg=ecfg, command=state.command, lin_vel_heading=lin_h, ang_vel_heading=ang_h,
-            window_vel=window_vel, gravity_body=gravity_body, base_height=pos[2], action=action, last_action=state.last_action,
+            window_vel=recent_vel.mean(axis=0), gravity_body=gravity_body, base_height=pos[2], action=action,
+            last_action=state.last_action,
             joint_pos=pf.qpos[self.qpos_adr], joint_vel=pf.qvel[self.qvel_adr],
             default_joint_pos=self.default_joints, window_joint_pos=recent_joints.mean(axis=0),
             joint_spread=self.joint_spread,
@@ -291,7 +294,7 @@ class WalkEnv:
             reward_terms=terms, command=cmd, step_count=step_count, last_action=action,
             filtered_action=filtered, prev_frame=frame, history=history, feet_air_time=air_time,
             feet_contact=contact, episode_return=state.episode_return + reward,
-            vel_error=jnp.abs(lin_h[0] - state.command[0]), window_vel=window_vel, recent_vel=recent_vel,
+            vel_error=jnp.abs(lin_h[0] - state.command[0]), recent_vel=recent_vel,
             recent_joints=recent_joints, nonfinite=~finite, rng=rng)
 
         # Auto-reset: new physics state, new command, cleared history, return back at 0; the transition
