@@ -73,3 +73,37 @@ def test_the_best_checkpoint_meets_most_targets_then_has_the_lowest_style_auc():
     assert checkpoint_score({**base, "style_auc": 0.9})["score"] > four["score"]
     assert checkpoint_score({**base, "vel_error": 0.02})["score"] < four["score"]
     assert checkpoint_score({**base, "style_auc": float("nan")})["score"] < four["score"]
+
+
+def _with_unloading_blips(contact: np.ndarray, steps: int) -> np.ndarray:
+    """The standing foot loses contact for ``steps`` control steps right after each touchdown of the
+    other foot (the unloading the PD-tracked reference shows at every foot strike)."""
+    out = contact.copy()
+    for f in range(2):
+        other = np.nonzero(contact[1:, 0, 1 - f] & ~contact[:-1, 0, 1 - f])[0] + 1
+        for t in other:
+            if out[t, 0, f]:
+                out[t:t + steps, 0, f] = False
+    return out
+
+
+def test_an_unloading_blip_of_the_standing_foot_is_not_a_swing():
+    contact, pad, fwd, mask = _gait()
+    blipped = _with_unloading_blips(contact, 1)
+    raw = gait_metrics(blipped, pad, fwd, mask, DT, min_swing_seconds=0.0)
+    assert raw["alternation"] < 0.9 and raw["step_frequency_hz"] > 1.25 / (CYCLE * DT)  # the blip counted
+    m = gait_metrics(blipped, pad, fwd, mask, DT)
+    clean = gait_metrics(contact, pad, fwd, mask, DT)
+    assert m["alternation"] == pytest.approx(1.0) and m["swing_per_cycle"] == pytest.approx(1.0)
+    assert m["step_frequency_hz"] == pytest.approx(clean["step_frequency_hz"])
+    assert m["single_support_left"] == pytest.approx(clean["single_support_left"])
+
+
+def test_a_shuffle_of_blips_has_no_swings():
+    """Feet that only flicker off the floor (shorter than MIN_SWING_SECONDS) never swing."""
+    contact, pad, fwd, mask = _gait()
+    shuffle = np.ones_like(contact)
+    shuffle[5::CYCLE, 0, 0] = False
+    shuffle[17::CYCLE, 0, 1] = False
+    m = gait_metrics(shuffle, pad, fwd, mask, DT)
+    assert m["step_frequency_hz"] == 0.0 and m["swing_per_cycle"] == 0.0 and m["alternation"] == 0.0
