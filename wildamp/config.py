@@ -117,10 +117,12 @@ class EnvConfig:
     rsi_fraction: float = req(**_rng(0.0, 1.0))
     rsi_skip_seconds: float = req(**_rng(0.0, None))   # frames before this (start from standing) are not used
     # Gait clock: period (s) of one left+right stepping cycle; the policy observes the phase and the
-    # ``feet_phase`` reward term asks each foot to swing (to ``swing_height`` m) in its half of the
-    # cycle. 0 = no clock (the observation has no phase block and ``feet_phase`` is 0).
+    # ``feet_phase`` reward term asks each foot to swing (to ``swing_height`` m) for ``swing_fraction``
+    # of the cycle at the start of its half (0.5: no double support; less: both feet down in between).
+    # 0 = no clock (the observation has no phase block and ``feet_phase`` is 0).
     gait_period: float = req(**_rng(0.0, None))
     swing_height: float = req(**_rng(0.0, None, lo_open=True))
+    swing_fraction: float = req(**_rng(0.0, 0.5, lo_open=True))
     # Speeds are judged over a window (s): a walking gait surges and sways within every stride (the
     # embedded gait sways sideways at 0.27 m/s std), so the tracking reward compares the command with
     # the mean velocity of the last window (one gait cycle removes the stride's own rhythm), and

@@ -130,11 +130,13 @@ def pose_mean(x: RewardInputs) -> jax.Array:
     return jnp.sum(((x.window_joint_pos - x.default_joint_pos) / x.joint_spread) ** 2)
 
 
-def swing_height_targets(phase: jax.Array, swing_height: float) -> jax.Array:
-    """(2,) target height of the (left, right) foot at gait ``phase``: the left foot swings in the
-    first half of the cycle and the right in the second, each along a half sine; the other is down."""
-    s = jnp.sin(2.0 * jnp.pi * phase)
-    return swing_height * jnp.stack([jnp.maximum(s, 0.0), jnp.maximum(-s, 0.0)])
+def swing_height_targets(phase: jax.Array, swing_height: float, swing_fraction: float = 0.5) -> jax.Array:
+    """(2,) target height of the (left, right) foot at gait ``phase``: the left foot swings from phase
+    0 and the right from phase 0.5, each along a half sine lasting ``swing_fraction`` of the cycle;
+    otherwise the foot is down (with a fraction below 0.5 both feet are down between the swings)."""
+    since_lift = jnp.stack([phase, phase - 0.5]) % 1.0
+    s = since_lift / swing_fraction
+    return swing_height * jnp.where(s < 1.0, jnp.sin(jnp.pi * jnp.clip(s, 0.0, 1.0)), 0.0)
 
 
 @reward_term
@@ -143,7 +145,7 @@ def feet_phase(x: RewardInputs) -> jax.Array:
     gait clock (1 when both feet follow their schedule); 0 without a clock or a moving command."""
     if x.cfg.gait_period <= 0.0:
         return jnp.zeros(())
-    err = x.foot_height - swing_height_targets(x.gait_phase, x.cfg.swing_height)
+    err = x.foot_height - swing_height_targets(x.gait_phase, x.cfg.swing_height, x.cfg.swing_fraction)
     return jnp.exp(-jnp.sum(err ** 2) / (0.5 * x.cfg.swing_height) ** 2) * x.moving_command
 
 
