@@ -30,11 +30,12 @@ def _reference_joints(env, commanded_only: bool = False) -> np.ndarray:
 
 
 def test_reference_frames_are_reachable_by_the_actions(env):
-    for commanded_only, share in ((True, 0.99), (False, 0.97)):
+    for commanded_only, share in ((True, 0.99), (False, 0.95)):
         q = _reference_joints(env, commanded_only)
         a = (q - np.asarray(env.default_joints)) / (env.cfg.env.action_scale * np.asarray(env.action_sign))
         reachable = np.all(np.abs(a) <= 1.0, axis=1)
-        # (The tracked 0.35-0.40 m/s clips flex the hips past the range in a few % of their frames.)
+        # (Every frame of the commanded clips is reachable; the tracked 0.30-0.40 m/s clips, above the
+        # command range, flex the hips past it in 5-14 % of their frames.)
         assert reachable.mean() >= share, f"only {100 * reachable.mean():.1f} % of reference frames reachable"
     # The straight-legged keyframe would reach none of them (the bug this default fixes).
     home = np.asarray(env.spec.home_qpos)[np.asarray(env.spec.qpos_adr)]
@@ -54,8 +55,11 @@ def test_standing_still_earns_at_most_a_third_of_the_tracking_reward(env):
     slowest = min(c for c in (env.cfg.env.command.forward_range[0],) if c > 0)
     standing = np.exp(-slowest ** 2 / sigma)
     assert standing <= 0.37, f"standing earns {standing:.2f} of the maximum at {slowest} m/s"
-    # ... while a robot within 0.03 m/s of the command still earns most of it.
-    assert np.exp(-0.03 ** 2 / sigma) >= 0.85
+    # ... a robot within 0.01 m/s of the command still earns nearly all of it, while 0.03 m/s off (the
+    # gap between neighbouring reference speeds is 0.05) already costs a third: the gait is pinned to
+    # the commanded speed, the speed its style is judged at.
+    assert np.exp(-0.01 ** 2 / sigma) >= 0.95
+    assert np.exp(-0.03 ** 2 / sigma) <= 0.7
 
 
 def _reference_foot_heights(env, clip) -> np.ndarray:
@@ -74,11 +78,12 @@ def _reference_foot_heights(env, clip) -> np.ndarray:
 
 
 def test_the_reference_gait_earns_the_gait_clock_reward_and_standing_does_not(env):
-    """The clock's period and swing height describe the reference gait: played in phase, the
-    reference (the gait as the robot performs it: its feet swing lower and less regularly than the
-    generator's plan) earns ≥ 0.6 of the feet_phase maximum (0.64 at the configured 2.5 cm, 0.56 at
-    the plan's 4 cm); standing on both feet earns less than half of that (so the term pays for
-    stepping in time, not for standing)."""
+    """The clock's period, swing height and swing fraction describe the reference gait: played in
+    phase, the reference (the gait as the robot performs it: its feet swing lower than the
+    generator's plan, each for about a third of the cycle, with both feet down in between) earns
+    ≥ 0.8 of the feet_phase maximum (0.85 with the configured 2.5 cm over 0.33 of the cycle; 0.66
+    with a swing over the whole half cycle, 0.56 at the plan's 4 cm); standing on both feet earns
+    at most 0.7 of that (so the term pays for stepping in time, not for standing)."""
     import jax
     import jax.numpy as jnp
     from wildamp.env.rewards import RewardInputs, feet_phase
@@ -102,8 +107,8 @@ def test_the_reference_gait_earns_the_gait_clock_reward_and_standing_does_not(en
     offsets = np.linspace(0.0, 1.0, 20, endpoint=False)
     in_phase = max(mean_reward(heights, o) for o in offsets)
     standing = mean_reward(np.zeros_like(heights), 0.0)
-    assert in_phase >= 0.6, in_phase
-    assert standing <= 0.5 * in_phase, (standing, in_phase)
+    assert in_phase >= 0.8, in_phase
+    assert standing <= 0.7 * in_phase, (standing, in_phase)
 
 
 def test_the_policy_observes_the_gait_phase(env):
@@ -203,3 +208,21 @@ def test_the_base_height_target_is_the_reference_gaits_own(env):
     skip = int(round(env.cfg.env.rsi_skip_seconds * clips[0].fps))
     height = np.concatenate([c.root_pos[skip:, 2] for c in clips]).mean()
     assert abs(env.cfg.env.base_height_target - height) < 0.002, height
+
+
+def test_swing_targets_alternate_with_a_double_support_between_short_swings():
+    """Each foot swings along a half sine for ``swing_fraction`` of the cycle (left from phase 0,
+    right from 0.5) and is down otherwise; 0.5 is the plain alternating half sine."""
+    import jax.numpy as jnp
+    from wildamp.env.rewards import swing_height_targets
+    phase = np.linspace(0.0, 1.0, 200, endpoint=False)
+    half = np.stack([swing_height_targets(jnp.asarray(p), 0.04, 0.5) for p in phase])
+    s = np.sin(2 * np.pi * phase)
+    np.testing.assert_allclose(half, 0.04 * np.stack([np.maximum(s, 0), np.maximum(-s, 0)], 1), atol=1e-6)
+    short = np.stack([swing_height_targets(jnp.asarray(p), 0.04, 0.3) for p in phase])
+    both_down = (short[:, 0] == 0) & (short[:, 1] == 0)
+    np.testing.assert_allclose(both_down.mean(), 0.4, atol=0.02)
+    assert np.all(short[(phase > 0.3) & (phase < 0.5)] == 0.0)
+    np.testing.assert_allclose(short[phase == 0.15, 0], 0.04, atol=1e-6)
+    np.testing.assert_allclose(short[phase == 0.65, 1], 0.04, atol=1e-6)
+    assert np.all(short[phase < 0.5, 1] == 0.0) and np.all(short[phase >= 0.5, 0] == 0.0)

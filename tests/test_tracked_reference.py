@@ -96,3 +96,32 @@ def test_cli_writes_a_dataset_that_rsi_starts_from_at_the_measured_speed(spec, m
     table = rsi_table(ds, F.FrameIds.from_model(model, spec), 1.0, (0.1, 0.25), (0.0, 0.0))
     np.testing.assert_allclose(np.asarray(table.command)[:, 0], speed, rtol=1e-6)
     assert np.asarray(table.command)[:, 1:].max() == 0.0
+
+
+def test_the_gait_the_robot_performs_meets_the_stepping_targets(spec, model, gait):
+    """The walking targets' alternation and swing-per-cycle describe the reference gait as the robot
+    performs it (a policy imitating it perfectly would meet them). Read from the raw force contact
+    it would not: at each foot strike the standing foot is unloaded for a step or two."""
+    import mujoco
+    from wildamp.gait import TARGETS, gait_metrics
+    from wildamp.physics import geom_ids
+    from wildamp.robot import PADS_OF_FOOT
+    trace = track_clip(model, spec, gait, ctrl_dt=CTRL_DT)
+    foot_force = np.stack([trace.foot_forces[:, list(p)].sum(1) for p in PADS_OF_FOOT], axis=1)
+    threshold = load_config(CONFIGS_DIR / "cpu.yaml").env.contact_force_threshold
+    contact = (foot_force > threshold)[:, None, :]
+    data = mujoco.MjData(model)
+    pads = []
+    for q in trace.qpos:
+        data.qpos[:] = q
+        mujoco.mj_kinematics(model, data)
+        pads.append(data.geom_xpos[geom_ids(model, spec.foot_geoms)].copy())
+    pads = np.asarray(pads)[:, None]
+    mask = np.zeros((len(trace.qpos), 1), bool)
+    mask[int(round(SPEED_SKIP_SECONDS / CTRL_DT)):] = True
+    fwd = np.gradient(trace.qpos[:, 0], CTRL_DT)[:, None]
+    m = gait_metrics(contact, pads, fwd, mask, CTRL_DT)
+    assert m["alternation"] >= TARGETS.min_alternation, m
+    assert m["swing_per_cycle"] >= TARGETS.min_swing_per_cycle, m
+    raw = gait_metrics(contact, pads, fwd, mask, CTRL_DT, min_swing_seconds=0.0)
+    assert raw["alternation"] < TARGETS.min_alternation and raw["step_frequency_hz"] > 1.5 * m["step_frequency_hz"], raw

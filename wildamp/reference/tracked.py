@@ -30,9 +30,13 @@ from wildamp.reference.clip import Clip, MotionDataset
 from wildamp.reference.feasibility import DEFAULT_CTRL_DT, track_clip
 
 #: Bumped when the tracked data would change for the same source (derived files are regenerated).
-TRACKER_VERSION = 1
+TRACKER_VERSION = 2
 #: Seconds at the start of a clip left out of its measured speed (the robot starts from rest).
 SPEED_SKIP_SECONDS = 1.0
+#: A generated clip is re-planned until the robot tracking it walks within this of its nominal speed (m/s).
+SPEED_TOLERANCE = 0.003
+#: Plan speeds tried, as multiples of the nominal speed, nearest the proportional guess first.
+PLAN_SPEED_FACTORS = np.round(np.linspace(0.5, 1.5, 101), 3)
 
 
 def tracked_clip(model: mujoco.MjModel, spec: Any, clip: Clip, ctrl_dt: float = DEFAULT_CTRL_DT) -> Clip:
@@ -68,17 +72,70 @@ def tracked_clip(model: mujoco.MjModel, spec: Any, clip: Clip, ctrl_dt: float = 
     return out
 
 
+def _along_nominal(meta: dict) -> tuple[float, float]:
+    """(nominal speed, measured speed) along the axis the clip was made to move on."""
+    if meta.get("nominal_speed"):
+        return float(meta["nominal_speed"]), float(meta["speed"])
+    return float(meta.get("nominal_lateral_speed", 0.0)), float(meta["lateral_speed"])
+
+
+def speed_matched_tracked_clip(model: mujoco.MjModel, spec: Any, clip: Clip,
+                               ctrl_dt: float = DEFAULT_CTRL_DT) -> Clip:
+    """The tracked version of a *generated* clip, re-planned so that the robot walks at the clip's
+    nominal speed: open-loop servos do not (the 0.10 m/s plan is walked at 0.12, the 0.25 at 0.22),
+    and a command is paired with the clip nearest in speed, so a mismatch would make the style check
+    compare a policy obeying its command with a gait at another speed.
+
+    The generator's plan speed is searched over ``PLAN_SPEED_FACTORS`` × nominal (nearest the
+    proportional guess first; the response is not monotonic) until the measured speed is within
+    ``SPEED_TOLERANCE``, else the closest is kept; plans the robot falls from are skipped. The clip
+    keeps its name and nominal speed; ``meta["tracked"]["plan_speed"]`` records the plan used. Clips
+    without generator parameters (retargeted motion) and standing clips are tracked as they are.
+    """
+    import dataclasses
+
+    from wildamp.reference.generator import GaitParams, generate_clip
+
+    first = tracked_clip(model, spec, clip, ctrl_dt)
+    nominal, measured = _along_nominal(first.meta)
+    params = clip.meta.get("params")
+    if not params or nominal == 0.0 or abs(measured - nominal) <= SPEED_TOLERANCE:
+        return first
+    plan = GaitParams(**params)
+    axis = "speed" if first.meta.get("nominal_speed") else "lateral_speed"
+    guess = nominal * nominal / measured if measured * nominal > 0 else nominal
+    best, best_err, best_plan = first, abs(measured - nominal), nominal
+    for factor in sorted(PLAN_SPEED_FACTORS, key=lambda f: abs(f * nominal - guess)):
+        plan_speed = float(factor * nominal)
+        try:
+            candidate = generate_clip(spec, dataclasses.replace(plan, **{axis: plan_speed}).validate(),
+                                      fps=clip.fps, name=clip.name, model=model)
+            tracked = tracked_clip(model, spec, candidate, ctrl_dt)
+        except ValueError:
+            continue
+        err = abs(_along_nominal(tracked.meta)[1] - nominal)
+        if err < best_err:
+            best, best_err, best_plan = tracked, err, plan_speed
+        if best_err <= SPEED_TOLERANCE:
+            break
+    meta = dict(best.meta)
+    meta.update(nominal_speed=first.meta["nominal_speed"], nominal_lateral_speed=first.meta["nominal_lateral_speed"],
+                tracked={**best.meta["tracked"], "source_clip": clip.name, "plan_speed": round(best_plan, 4)})
+    return dataclasses.replace(best, meta=meta, source=first.source)
+
+
 def tracked_dataset(model: mujoco.MjModel, spec: Any, dataset: MotionDataset,
                     ctrl_dt: float = DEFAULT_CTRL_DT, progress: bool = True) -> MotionDataset:
-    """Every clip of ``dataset`` replaced by its tracked version (see :func:`tracked_clip`)."""
+    """Every clip of ``dataset`` replaced by its tracked version: generated clips at their nominal
+    speed (:func:`speed_matched_tracked_clip`), others as they are (:func:`tracked_clip`)."""
     clips = []
     for i, clip in enumerate(dataset.clips):
-        clips.append(tracked_clip(model, spec, clip, ctrl_dt))
+        clips.append(speed_matched_tracked_clip(model, spec, clip, ctrl_dt))
         if progress:
             m = clips[-1].meta
             print(f"  tracked {i + 1}/{len(dataset.clips)} {clip.name}: measured speed "
                   f"{m['speed']:+.3f}, {m['lateral_speed']:+.3f} m/s (nominal {m['nominal_speed']}, "
-                  f"{m['nominal_lateral_speed']})", file=sys.stderr)
+                  f"{m['nominal_lateral_speed']}; plan {m['tracked'].get('plan_speed', 'as given')})", file=sys.stderr)
     metadata = dict(dataset.metadata)
     metadata.update(tracked=True, tracker_version=TRACKER_VERSION, ctrl_dt=ctrl_dt)
     return MotionDataset(clips=clips, joint_names=tuple(spec.joint_names), fps=1.0 / ctrl_dt, metadata=metadata)
