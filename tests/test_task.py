@@ -195,7 +195,7 @@ def test_the_tracking_reward_compares_the_command_with_the_windowed_velocity(env
     # The posture held over the window, not the stride's swing, is what pose_mean charges for.
     offset = np.sum(((np.mean(joints, axis=0) - np.asarray(env.default_joints)) / np.asarray(env.joint_spread)) ** 2)
     q = _reference_joints(env, commanded_only=True)
-    np.testing.assert_allclose(np.asarray(env.joint_spread), np.maximum(q.std(0), env.cfg.features.std_floor),
+    np.testing.assert_allclose(np.asarray(env.joint_spread), np.maximum(q.std(0), env.cfg.env.pose_spread_floor),
                                rtol=1e-5)
     assert offset > 1e-3
     assert float(state.reward_terms["pose_mean"]) == pytest.approx(offset, rel=1e-3)

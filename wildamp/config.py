@@ -128,6 +128,10 @@ class EnvConfig:
     # the mean velocity of the last window (one gait cycle removes the stride's own rhythm), and
     # evaluation uses the mean speed over windows of this length. 0 = the instantaneous speed.
     velocity_window_seconds: float = req(**_rng(0.0, None))
+    # ``pose_mean`` measures a held posture offset in units of each joint's spread over the commanded
+    # clips, but at least this (rad): a joint the reference barely moves (the waist: 0.016 rad) is
+    # judged by its own small spread, not by the feature normaliser's floor.
+    pose_spread_floor: float = req(**_rng(0.0, None, lo_open=True))
     command: CommandConfig = req()
     domain_randomization: DomainRandomizationConfig = req()
 

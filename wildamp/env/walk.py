@@ -107,11 +107,11 @@ class WalkEnv:
             ecfg.command.forward_range, ecfg.command.lateral_range),
             dtype=jnp.float32)
         self.default_joints = self.default_qpos[self.qpos_adr]
-        # Per-joint scale of posture offsets (pose_mean): the reference's own spread, floored like the
-        # AMP features' standard deviations; 1 rad without a reference posture.
+        # Per-joint scale of posture offsets (pose_mean): the reference's own spread, at least
+        # env.pose_spread_floor; 1 rad without a reference posture.
         self.joint_spread = jnp.asarray(
             reference_joint_spread(dataset, self.frame_ids, ecfg.command.forward_range, ecfg.command.lateral_range,
-                                   floor=cfg.features.std_floor)
+                                   floor=ecfg.pose_spread_floor)
             if ecfg.default_pose == "reference_mean" else np.ones(J), dtype=jnp.float32)
         self.rsi: RsiTable | None = (
             rsi_table(dataset, self.frame_ids, ecfg.rsi_skip_seconds, ecfg.command.forward_range,
