@@ -9,6 +9,7 @@ Writes results/style_ceiling_cpu.json. Usage: python scripts/style_ceiling.py [-
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -32,7 +33,7 @@ def main() -> None:
     from wildamp.provenance import library_versions, machine_info
     from wildamp.reference.clip import MotionDataset
     from wildamp.reference.feasibility import track_clip
-    from wildamp.reference.generator import ensure_default_reference
+    from wildamp.reference.generator import GaitParams, ensure_default_reference, generate_clip
     from wildamp.reference.tracked import ensure_tracked_default_reference
     from wildamp.robot import load_model, load_robot_spec
 
@@ -52,8 +53,19 @@ def main() -> None:
         s, idx = F.dataset_samples(ds, model, spec, fcfg, ctrl_dt=dt)
         norms[label] = F.FeatureNormalizer.from_config(s, names, fcfg)
         samples[label] = {c.name: np.asarray(s)[np.asarray(idx) == i] for i, c in enumerate(ds.clips)}
+    tracked_by_name = {c.name: c for c in refs["tracked"].clips}
     rows = []
     for clip in commanded_clips(refs["kinematic"], cfg.env.command.forward_range, cfg.env.command.lateral_range):
+        # The tracked clip may come from a re-planned speed (tracked.speed_matched_tracked_clip): the
+        # second run follows the same plan, and is judged against that plan as the kinematic reference.
+        plan_speed = tracked_by_name[clip.name].meta["tracked"].get("plan_speed")
+        if plan_speed is not None and "params" in clip.meta:
+            axis = "speed" if clip.meta["params"].get("speed") else "lateral_speed"
+            plan = dataclasses.replace(GaitParams(**clip.meta["params"]), **{axis: float(plan_speed)})
+            clip = generate_clip(spec, plan, fps=clip.fps, name=clip.name, model=model)
+            s, _ = F.dataset_samples(MotionDataset(clips=[clip], joint_names=clip.joint_names, fps=clip.fps),
+                                     model, spec, fcfg, ctrl_dt=dt)
+            samples["kinematic"][clip.name] = np.asarray(s)
         run = track_clip(model, spec, clip, ctrl_dt=dt, settle_time=a.settle)
         frames = F.mj_frames(model, ids, run.qpos, contact_force=run.foot_forces)
         run_s = np.asarray(F.trajectory_samples(layout, params, [frames], dt)[0])[int(SETTLE_SECONDS / dt):]
@@ -65,8 +77,9 @@ def main() -> None:
         print(f"{clip.name}: second physical run vs kinematic reference AUC {row['auc_vs_kinematic']:.3f}, "
               f"vs tracked reference {row['auc_vs_tracked']:.3f}")
     out = {"what": "style AUC (evaluation's classifier) of a second PD-tracked run of each commanded clip "
-                   f"(start timing {a.settle} s, samples after {SETTLE_SECONDS} s) against the kinematic "
-                   "embedded gait and against its PD-tracked version",
+                   f"(start timing {a.settle} s, samples after {SETTLE_SECONDS} s; the clip's plan re-planned "
+                   "to the tracked clip's plan speed) against that kinematic plan and against the PD-tracked "
+                   "reference",
            "config": a.config, "rows": rows, "wall_s": time.time() - t0,
            "machine": machine_info(), "versions": library_versions()}
     Path(a.out).write_text(json.dumps(out, indent=1))
