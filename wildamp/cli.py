@@ -238,8 +238,9 @@ def track_main(dataset_path: str | os.PathLike, out: str | os.PathLike,
     """CLI body of ``wildamp reference track DATASET.npz --out TRACKED.npz [--robot-config F] [--ctrl-dt S]``.
 
     Writes the physics-filtered dataset (:mod:`wildamp.reference.tracked`): every clip replaced by the
-    robot's own motion when its servos PD-track it, with measured speeds. Exit 0 written, 1 a clip
-    made the robot fall (nothing written), 2 unusable input.
+    robot's own motion when its servos PD-track it, with measured speeds; a generated clip (one with
+    generator parameters) is re-planned until the robot walks at its nominal speed. Exit 0 written,
+    1 a clip made the robot fall (nothing written), 2 unusable input.
     """
     from wildamp import paths
     from wildamp.reference.clip import MotionDataset
