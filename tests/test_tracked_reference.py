@@ -125,3 +125,25 @@ def test_the_gait_the_robot_performs_meets_the_stepping_targets(spec, model, gai
     assert m["swing_per_cycle"] >= TARGETS.min_swing_per_cycle, m
     raw = gait_metrics(contact, pads, fwd, mask, CTRL_DT, min_swing_seconds=0.0)
     assert raw["alternation"] < TARGETS.min_alternation and raw["step_frequency_hz"] > 1.5 * m["step_frequency_hz"], raw
+
+
+def test_a_generated_clip_is_replanned_to_walk_at_its_nominal_speed(spec, model):
+    """Open-loop servos walk the 0.10 m/s plan faster than planned; the speed-matched tracked clip is
+    the tracking run of a re-planned (slower) gait that the robot walks at 0.10 m/s, under the clip's
+    own name and nominal speed. A clip without generator parameters is tracked as it is."""
+    import dataclasses
+    from wildamp.reference.tracked import SPEED_TOLERANCE, speed_matched_tracked_clip
+    clip = generate_clip(spec, default_gait_params(0.10), model=model)
+    plain = tracked_clip(model, spec, clip, ctrl_dt=CTRL_DT)
+    assert plain.meta["speed"] - 0.10 > 2 * SPEED_TOLERANCE, plain.meta["speed"]     # the mismatch fixed here
+    matched = speed_matched_tracked_clip(model, spec, clip, ctrl_dt=CTRL_DT)
+    assert abs(matched.meta["speed"] - 0.10) <= SPEED_TOLERANCE, matched.meta["speed"]
+    assert matched.name == clip.name and matched.meta["nominal_speed"] == 0.10
+    plan_speed = matched.meta["tracked"]["plan_speed"]
+    assert plan_speed < 0.10
+    replanned = generate_clip(spec, default_gait_params(plan_speed), model=model)
+    np.testing.assert_allclose(matched.root_pos, tracked_clip(model, spec, replanned, ctrl_dt=CTRL_DT).root_pos)
+    no_params = dataclasses.replace(clip, meta={k: v for k, v in clip.meta.items() if k != "params"})
+    as_given = speed_matched_tracked_clip(model, spec, no_params, ctrl_dt=CTRL_DT)
+    np.testing.assert_allclose(as_given.root_pos, plain.root_pos)
+    assert "plan_speed" not in as_given.meta["tracked"]
