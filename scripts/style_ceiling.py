@@ -9,7 +9,6 @@ Writes results/style_ceiling_cpu.json. Usage: python scripts/style_ceiling.py [-
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -33,8 +32,8 @@ def main() -> None:
     from wildamp.provenance import library_versions, machine_info
     from wildamp.reference.clip import MotionDataset
     from wildamp.reference.feasibility import track_clip
-    from wildamp.reference.generator import GaitParams, ensure_default_reference, generate_clip
-    from wildamp.reference.tracked import ensure_tracked_default_reference
+    from wildamp.reference.generator import ensure_default_reference
+    from wildamp.reference.tracked import ensure_tracked_default_reference, replanned_clip
     from wildamp.robot import load_model, load_robot_spec
 
     t0 = time.time()
@@ -60,9 +59,7 @@ def main() -> None:
         # second run follows the same plan, and is judged against that plan as the kinematic reference.
         plan_speed = tracked_by_name[clip.name].meta["tracked"].get("plan_speed")
         if plan_speed is not None and "params" in clip.meta:
-            axis = "speed" if clip.meta["params"].get("speed") else "lateral_speed"
-            plan = dataclasses.replace(GaitParams(**clip.meta["params"]), **{axis: float(plan_speed)})
-            clip = generate_clip(spec, plan, fps=clip.fps, name=clip.name, model=model)
+            clip = replanned_clip(model, spec, clip, plan_speed)
             s, _ = F.dataset_samples(MotionDataset(clips=[clip], joint_names=clip.joint_names, fps=clip.fps),
                                      model, spec, fcfg, ctrl_dt=dt)
             samples["kinematic"][clip.name] = np.asarray(s)

@@ -18,6 +18,7 @@ clip moves on (the command RSI and the style check match against; sideways drift
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,20 @@ def _along_nominal(meta: dict) -> tuple[float, float]:
     return float(meta.get("nominal_lateral_speed", 0.0)), float(meta["lateral_speed"])
 
 
+def replanned_clip(model: mujoco.MjModel, spec: Any, clip: Clip, plan_speed: float) -> Clip:
+    """The generated ``clip`` planned again at ``plan_speed`` along the axis it moves on (forward, or
+    sideways for a sideways clip), all other generator parameters kept; same name and rate.
+    Raises ``ValueError`` for a clip without generator parameters or an infeasible plan."""
+    from wildamp.reference.generator import GaitParams, generate_clip
+
+    params = clip.meta.get("params")
+    if not params:
+        raise ValueError(f"clip {clip.name!r} has no generator parameters to plan it again")
+    axis = "speed" if params.get("speed") else "lateral_speed"
+    plan = dataclasses.replace(GaitParams(**params), **{axis: float(plan_speed)}).validate()
+    return generate_clip(spec, plan, fps=clip.fps, name=clip.name, model=model)
+
+
 def speed_matched_tracked_clip(model: mujoco.MjModel, spec: Any, clip: Clip,
                                ctrl_dt: float = DEFAULT_CTRL_DT) -> Clip:
     """The tracked version of a *generated* clip, re-planned so that the robot walks at the clip's
@@ -92,25 +107,16 @@ def speed_matched_tracked_clip(model: mujoco.MjModel, spec: Any, clip: Clip,
     keeps its name and nominal speed; ``meta["tracked"]["plan_speed"]`` records the plan used. Clips
     without generator parameters (retargeted motion) and standing clips are tracked as they are.
     """
-    import dataclasses
-
-    from wildamp.reference.generator import GaitParams, generate_clip
-
     first = tracked_clip(model, spec, clip, ctrl_dt)
     nominal, measured = _along_nominal(first.meta)
-    params = clip.meta.get("params")
-    if not params or nominal == 0.0 or abs(measured - nominal) <= SPEED_TOLERANCE:
+    if not clip.meta.get("params") or nominal == 0.0 or abs(measured - nominal) <= SPEED_TOLERANCE:
         return first
-    plan = GaitParams(**params)
-    axis = "speed" if first.meta.get("nominal_speed") else "lateral_speed"
     guess = nominal * nominal / measured if measured * nominal > 0 else nominal
     best, best_err, best_plan = first, abs(measured - nominal), nominal
     for factor in sorted(PLAN_SPEED_FACTORS, key=lambda f: abs(f * nominal - guess)):
         plan_speed = float(factor * nominal)
         try:
-            candidate = generate_clip(spec, dataclasses.replace(plan, **{axis: plan_speed}).validate(),
-                                      fps=clip.fps, name=clip.name, model=model)
-            tracked = tracked_clip(model, spec, candidate, ctrl_dt)
+            tracked = tracked_clip(model, spec, replanned_clip(model, spec, clip, plan_speed), ctrl_dt)
         except ValueError:
             continue
         err = abs(_along_nominal(tracked.meta)[1] - nominal)
