@@ -27,7 +27,7 @@ def main() -> None:
     from wildamp import paths
     from wildamp.config import load_config
     from wildamp.diagnose import classifier_auc
-    from wildamp.env.posture import commanded_clips
+    from wildamp.reference.clip import commanded_clips
     from wildamp.evaluate import SETTLE_SECONDS
     from wildamp.provenance import library_versions, machine_info
     from wildamp.reference.clip import MotionDataset

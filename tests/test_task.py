@@ -203,7 +203,7 @@ def test_the_tracking_reward_compares_the_command_with_the_windowed_velocity(env
 
 def test_the_base_height_target_is_the_reference_gaits_own(env):
     ds = MotionDataset.load(reference_dataset_path(env.cfg), joint_names=env.spec.joint_names)
-    from wildamp.env.posture import commanded_clips
+    from wildamp.reference.clip import commanded_clips
     clips = commanded_clips(ds, env.cfg.env.command.forward_range, env.cfg.env.command.lateral_range)
     skip = int(round(env.cfg.env.rsi_skip_seconds * clips[0].fps))
     height = np.concatenate([c.root_pos[skip:, 2] for c in clips]).mean()

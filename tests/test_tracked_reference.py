@@ -147,3 +147,48 @@ def test_a_generated_clip_is_replanned_to_walk_at_its_nominal_speed(spec, model)
     as_given = speed_matched_tracked_clip(model, spec, no_params, ctrl_dt=CTRL_DT)
     np.testing.assert_allclose(as_given.root_pos, plain.root_pos)
     assert "plan_speed" not in as_given.meta["tracked"]
+
+
+def test_a_clip_is_commanded_by_the_speed_it_was_made_for(tracked):
+    """A tracked clip re-planned to its nominal speed walks it only to within a few mm/s, so a clip
+    made for the edge of the command range is judged by its nominal speed, not its measured one."""
+    from dataclasses import replace
+    from wildamp.reference.clip import command_speed, commanded_clips
+
+    def clip(name, **meta):
+        return replace(tracked, name=name, meta=meta)
+
+    edge = clip("edge", speed=0.2502, nominal_speed=0.25, lateral_speed=0.0, nominal_lateral_speed=0.0)
+    fast = clip("fast", speed=0.2480, nominal_speed=0.30)                 # made for 0.30, walks slower
+    measured_only = clip("gmr", speed=0.15)                               # no nominal: its measured speed
+    sideways = clip("side", speed=0.0, lateral_speed=0.098, nominal_speed=0.0, nominal_lateral_speed=0.1)
+    ds = _dataset(edge, fast, measured_only, sideways)
+    assert command_speed(edge) == (0.25, 0.0) and command_speed(measured_only) == (0.15, 0.0)
+    names = [c.name for c in commanded_clips(ds, (0.10, 0.25), (0.0, 0.0))]
+    assert names == ["edge", "gmr"]
+    assert [c.name for c in commanded_clips(ds, (0.0, 0.0), (-0.1, 0.1))] == ["side"]
+    assert len(commanded_clips(ds)) == 4                                  # no ranges: every clip
+
+
+def test_the_cpu_discriminator_is_shown_only_the_commanded_clips(spec, model):
+    """reference.clips: commanded (cpu.yaml) — the discriminator's reference samples, the feature
+    normaliser and the style check come from the clips made for 0.10-0.25 m/s forward only; the
+    faster and sideways clips of the embedded dataset are left out."""
+    from wildamp.reference.clip import commanded_clips
+    from wildamp.reference_data import amp_reference_clips, load_reference_dataset, load_reference_features
+    cfg = load_config(CONFIGS_DIR / "cpu.yaml")
+    ds = load_reference_dataset(cfg, spec)
+    wanted = [c.name for c in commanded_clips(ds, cfg.env.command.forward_range, cfg.env.command.lateral_range)]
+    assert wanted == ["walk_fwd_0.10", "walk_fwd_0.15", "walk_fwd_0.20", "walk_fwd_0.25"]
+    assert len(ds.clips) > len(wanted)
+    ref = load_reference_features(cfg, model, spec, dataset=ds)
+    assert list(ref.clip_names) == wanted
+    np.testing.assert_allclose(ref.clip_speed[:, 0], [0.10, 0.15, 0.20, 0.25], atol=0.003)
+    # The normaliser is fitted on those clips alone: their samples are centred.
+    kept = ref.samples.mean(axis=0)
+    assert np.abs(kept).max() < 1e-3
+    everything = load_reference_features(load_config(CONFIGS_DIR / "cpu.yaml", ["reference.clips=all"]),
+                                         model, spec, dataset=ds)
+    assert list(everything.clip_names) == list(ds.clip_names)
+    with pytest.raises(ValueError, match="reference.clips: commanded"):
+        amp_reference_clips(load_config(CONFIGS_DIR / "cpu.yaml", ["env.command.forward_range=[0.6,0.7]"]), ds)

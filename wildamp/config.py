@@ -67,6 +67,11 @@ class RobotConfig:
 class ReferenceConfig:
     # The embedded generated gait is created on first use when this is the default path.
     dataset: str = req()
+    # Which of the dataset's clips are the AMP reference (discriminator, feature normaliser, style
+    # check): all of them, or only those made for a speed inside env.command's ranges — the motions
+    # the policy is asked for (a discriminator that also accepts faster or sideways walking lets a
+    # slow policy look like them).
+    clips: Literal["all", "commanded"] = req()
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import numpy as np
 from wildamp import features as F
 from wildamp import paths
 from wildamp.config import Config
-from wildamp.reference.clip import MotionDataset
+from wildamp.reference.clip import MotionDataset, commanded_clips
 
 
 def embedded_default(path: Path) -> str | None:
@@ -73,11 +73,26 @@ def load_reference_dataset(cfg: Config, spec: Any) -> MotionDataset:
     return MotionDataset.load(reference_dataset_path(cfg), joint_names=spec.joint_names)
 
 
+def amp_reference_clips(cfg: Config, dataset: MotionDataset) -> MotionDataset:
+    """The clips of ``dataset`` that are the AMP reference under ``cfg.reference.clips``: all, or those
+    made for a speed inside ``cfg.env.command``'s ranges. ValueError when none is."""
+    if cfg.reference.clips == "all":
+        return dataset
+    cmd = cfg.env.command
+    clips = commanded_clips(dataset, cmd.forward_range, cmd.lateral_range)
+    if not clips:
+        raise ValueError(f"reference.clips: commanded — no clip of {list(dataset.clip_names)} was made for a "
+                         f"speed inside the command ranges forward {list(cmd.forward_range)}, lateral "
+                         f"{list(cmd.lateral_range)}; widen the ranges or use reference.clips: all")
+    return MotionDataset(clips=clips, joint_names=dataset.joint_names, fps=dataset.fps, metadata=dataset.metadata)
+
+
 def load_reference_features(cfg: Config, model: mujoco.MjModel, spec: Any,
                             dataset: MotionDataset | None = None) -> ReferenceFeatures:
     """The run's reference side: fitted normaliser and normalised AMP samples with their clips.
-    ``dataset``: the already loaded clips of ``cfg`` (loaded here when None)."""
-    dataset = dataset if dataset is not None else load_reference_dataset(cfg, spec)
+    ``dataset``: the already loaded clips of ``cfg`` (loaded here when None); only its
+    :func:`amp_reference_clips` are used."""
+    dataset = amp_reference_clips(cfg, dataset if dataset is not None else load_reference_dataset(cfg, spec))
     samples, clip_index = F.dataset_samples(dataset, model, spec, cfg.features, ctrl_dt=cfg.env.ctrl_dt)
     layout = F.FeatureLayout.build(spec, cfg.features)
     names = layout.sample_channel_names()

@@ -20,22 +20,8 @@ import mujoco
 import numpy as np
 
 from wildamp.features import FrameIds, clip_qpos, reference_qvel
+from wildamp.reference.clip import commanded_clips
 from wildamp.rotations import qmul, quat_from_yaw, quat_rotate
-
-
-def commanded_clips(dataset, forward_range=None, lateral_range=None) -> list:
-    """The clips whose speed (``meta['speed']``, ``meta['lateral_speed']``) lies inside the command
-    ranges: the motions a policy is asked to walk like. ``None`` ranges: every clip."""
-    if forward_range is None:
-        return list(dataset.clips)
-    out = []
-    for clip in dataset.clips:
-        fwd = float(clip.meta.get("speed", np.nan))
-        lat = float(clip.meta.get("lateral_speed", 0.0))
-        if (forward_range[0] - 1e-9 <= fwd <= forward_range[1] + 1e-9
-                and lateral_range[0] - 1e-9 <= lat <= lateral_range[1] + 1e-9):
-            out.append(clip)
-    return out
 
 
 def commanded_joint_frames(dataset, ids: FrameIds, forward_range=None, lateral_range=None) -> np.ndarray:
@@ -108,6 +94,8 @@ def rsi_table(dataset, ids: FrameIds, skip_seconds: float, forward_range, latera
     on (the clips start from standing). ValueError if no clip qualifies."""
     qs, vs, cs = [], [], []
     for clip in commanded_clips(dataset, forward_range, lateral_range):
+        # The command is the speed the clip walks (what the tracking reward then pays for), which for
+        # a tracked clip may differ a little from the nominal speed that made it a commanded clip.
         fwd = float(clip.meta.get("speed", np.nan))
         lat = float(clip.meta.get("lateral_speed", 0.0))
         q = clip_qpos(ids, clip)

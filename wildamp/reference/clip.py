@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["Clip", "MotionDataset", "DATASET_FORMAT_VERSION"]
+__all__ = ["Clip", "MotionDataset", "DATASET_FORMAT_VERSION", "command_speed", "commanded_clips"]
 
 # Bumped whenever the npz layout changes, so an old file is refused by name instead of misread.
 DATASET_FORMAT_VERSION = 1
@@ -481,3 +481,32 @@ class MotionDataset:
             return cls(clips=clips, joint_names=out_names, fps=fps, metadata=metadata)
         except ValueError as e:
             raise ValueError(f"motion dataset {path}: {e}") from e
+
+
+def command_speed(clip: Clip) -> tuple[float, float]:
+    """The (forward, lateral) speed command a clip is an example of: the nominal speed it was made
+    for (``meta['nominal_speed']``, ``meta['nominal_lateral_speed']``) when it has one, else its
+    measured ``meta['speed']`` / ``meta['lateral_speed']``; forward NaN when it has neither.
+
+    A PD-tracked clip re-planned to its nominal speed walks it only to within a few mm/s (0.2502 m/s
+    for 0.25), so a clip made for the edge of a command range must be judged by its nominal speed."""
+    meta = clip.meta
+    fwd = meta.get("nominal_speed", meta.get("speed", np.nan))
+    lat = meta.get("nominal_lateral_speed", meta.get("lateral_speed", 0.0))
+    return float(fwd), float(lat)
+
+
+def commanded_clips(dataset: MotionDataset, forward_range: Sequence[float] | None = None,
+                    lateral_range: Sequence[float] | None = None) -> list[Clip]:
+    """The clips whose :func:`command_speed` lies inside the command ranges: the motions a policy is
+    asked to walk like. ``None`` ranges: every clip."""
+    if forward_range is None:
+        return list(dataset.clips)
+    lateral_range = (0.0, 0.0) if lateral_range is None else lateral_range
+    out = []
+    for clip in dataset.clips:
+        fwd, lat = command_speed(clip)
+        if (forward_range[0] - 1e-9 <= fwd <= forward_range[1] + 1e-9
+                and lateral_range[0] - 1e-9 <= lat <= lateral_range[1] + 1e-9):
+            out.append(clip)
+    return out
