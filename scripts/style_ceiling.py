@@ -26,7 +26,7 @@ def main() -> None:
     from wildamp import features as F
     from wildamp import paths
     from wildamp.config import load_config
-    from wildamp.diagnose import classifier_auc
+    from wildamp.evaluate import style_auc
     from wildamp.reference.clip import commanded_clips
     from wildamp.evaluate import SETTLE_SECONDS
     from wildamp.provenance import library_versions, machine_info
@@ -69,7 +69,7 @@ def main() -> None:
         row = {"clip": clip.name, "fell": run.fell_at is not None}
         for label in refs:
             ref = samples[label][clip.name]
-            row[f"auc_vs_{label}"] = float(classifier_auc(norms[label].apply(ref), norms[label].apply(run_s)))
+            row[f"auc_vs_{label}"] = style_auc(norms[label].apply(ref), norms[label].apply(run_s))
         rows.append(row)
         print(f"{clip.name}: second physical run vs kinematic reference AUC {row['auc_vs_kinematic']:.3f}, "
               f"vs tracked reference {row['auc_vs_tracked']:.3f}")

@@ -188,3 +188,18 @@ def test_channel_near_constant_on_one_side_is_flagged_by_magnitude():
     # The mirror case (constant in the reference) stays the normaliser's job: noted, not flagged.
     swapped = D.separability(np.stack([np.zeros(t.size), ref[:, 1]], 1), ref, ["pelvis_rate", "noise"])
     assert not swapped[0].flagged and swapped[0].reason == "reference constant"
+
+
+def test_the_style_auc_is_averaged_over_classifier_splits():
+    """One train/test split of a short reference clip is a noisy judge; the style check reports the
+    mean over ``STYLE_SPLITS`` splits, which a single split can miss by a few hundredths."""
+    from wildamp.diagnose import classifier_auc
+    from wildamp.evaluate import STYLE_SPLITS, style_auc
+    rng = np.random.default_rng(3)
+    ref = rng.normal(size=(250, 12))                    # a 5 s reference clip's worth of samples
+    policy = rng.normal(size=(1800, 12)) + 0.15         # a policy a little off in every channel
+    singles = np.array([classifier_auc(ref, policy, seed=s) for s in range(STYLE_SPLITS)])
+    assert STYLE_SPLITS >= 5
+    assert singles.max() - singles.min() > 0.02         # the split alone moves the AUC
+    assert style_auc(ref, policy) == pytest.approx(singles.mean())
+    assert style_auc(ref, policy, splits=1) == pytest.approx(singles[0])
