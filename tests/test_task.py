@@ -9,7 +9,7 @@ import pytest
 from wildamp import paths
 from wildamp.config import load_config
 from wildamp.env import WalkEnv
-from wildamp.reference.clip import MotionDataset
+from wildamp.reference.clip import MotionDataset, commanded_clips
 from wildamp.reference_data import reference_dataset_path
 
 CPU = paths.CONFIGS_DIR / "cpu.yaml"
@@ -21,11 +21,11 @@ def env():
 
 
 def _reference_joints(env, commanded_only: bool = False) -> np.ndarray:
-    """Joint angles of every reference frame (``commanded_only``: of the clips whose speed lies in the
+    """Joint angles of every reference frame (``commanded_only``: of the clips whose commanded speed lies in the
     forward command range, the ones a policy is asked to walk like)."""
     ds = MotionDataset.load(reference_dataset_path(env.cfg), joint_names=env.spec.joint_names)
-    lo, hi = env.cfg.env.command.forward_range
-    clips = [c for c in ds.clips if not commanded_only or lo <= c.meta.get("speed", np.nan) <= hi]
+    cmd = env.cfg.env.command
+    clips = commanded_clips(ds, cmd.forward_range, cmd.lateral_range) if commanded_only else ds.clips
     return np.concatenate([c.joint_pos for c in clips])
 
 

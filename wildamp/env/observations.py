@@ -66,6 +66,12 @@ def root_kinematics(qpos: jax.Array, qvel: jax.Array) -> tuple[jax.Array, jax.Ar
     return qpos[0:3], gravity_body, lin_h, ang_h
 
 
+def commanded_velocity(lin_h: jax.Array, ang_h: jax.Array) -> jax.Array:
+    """(3,) the velocity a command speaks of, (vx, vy, yaw rate) in the heading frame, from
+    :func:`root_kinematics`' heading-frame linear and angular velocities."""
+    return jnp.stack([lin_h[0], lin_h[1], ang_h[2]])
+
+
 def observe(qpos: jax.Array, qvel: jax.Array, joint_pos_rel: jax.Array, joint_vel: jax.Array,
             command: jax.Array, last_action: jax.Array, pad_force: jax.Array, air_time: jax.Array,
             pad_z: jax.Array, privileged: bool, force_scale: float,

@@ -226,7 +226,7 @@ class WalkEnv:
             prev_frame=frame, history=F.init_history(self.layout.size, self.cfg.features.history),
             feet_air_time=jnp.zeros(2), feet_contact=jnp.zeros(2, bool),
             episode_return=jnp.zeros(()), vel_error=jnp.zeros(()),
-            recent_vel=jnp.tile(jnp.stack([lin_h[0], lin_h[1], ang_h[2]]), (self.window_steps, 1)),
+            recent_vel=jnp.tile(O.commanded_velocity(lin_h, ang_h), (self.window_steps, 1)),
             recent_joints=jnp.tile(pf.qpos[self.qpos_adr], (self.window_steps, 1)),
             nonfinite=jnp.zeros((), bool),
             dr=dr, rng=rng)
@@ -256,7 +256,7 @@ class WalkEnv:
 
         pos, gravity_body, lin_h, ang_h = O.root_kinematics(pf.qpos, pf.qvel)
         # The window starts filled with the reset's velocity, so a new episode is judged at once.
-        recent_vel = jnp.concatenate([state.recent_vel[1:], jnp.stack([lin_h[0], lin_h[1], ang_h[2]])[None]])
+        recent_vel = jnp.concatenate([state.recent_vel[1:], O.commanded_velocity(lin_h, ang_h)[None]])
         recent_joints = jnp.concatenate([state.recent_joints[1:], pf.qpos[self.qpos_adr][None]])
         terminated = (pos[2] < ecfg.min_base_height) | (pos[2] > ecfg.max_base_height) | \
             (-gravity_body[2] < self._cos_max_tilt)
