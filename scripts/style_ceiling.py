@@ -26,11 +26,9 @@ def main() -> None:
     from wildamp import features as F
     from wildamp import paths
     from wildamp.config import load_config
-    from wildamp.evaluate import style_auc
-    from wildamp.reference.clip import commanded_clips
-    from wildamp.evaluate import SETTLE_SECONDS
+    from wildamp.evaluate import SETTLE_SECONDS, style_auc
     from wildamp.provenance import library_versions, machine_info
-    from wildamp.reference.clip import MotionDataset
+    from wildamp.reference.clip import MotionDataset, commanded_clips
     from wildamp.reference.feasibility import track_clip
     from wildamp.reference.generator import ensure_default_reference
     from wildamp.reference.tracked import ensure_tracked_default_reference, replanned_clip

@@ -91,7 +91,7 @@ def checkpoint_score(result: dict) -> dict:
 
 MIN_STYLE_SAMPLES = 20
 #: The style AUC is averaged over this many random train/test splits of the classifier. One split of
-#: a 5 s reference clip is a noisy judge: the shipped CPU policy's AUC (mean over the four commands)
+#: a 5 s reference clip is a noisy judge: the previously shipped CPU policy's AUC (mean over the four commands)
 #: ranged 0.79-0.86 over ten splits, so a checkpoint picked by one split's AUC is partly picked by luck.
 STYLE_SPLITS = 10
 

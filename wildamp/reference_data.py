@@ -17,7 +17,7 @@ import numpy as np
 from wildamp import features as F
 from wildamp import paths
 from wildamp.config import Config
-from wildamp.reference.clip import MotionDataset, commanded_clips
+from wildamp.reference.clip import MotionDataset, commanded_clips, walked_speed
 
 
 def embedded_default(path: Path) -> str | None:
@@ -64,10 +64,6 @@ class ReferenceFeatures:
         return self.samples[np.isin(self.clip_index, best)]
 
 
-def _clip_speed(meta: dict) -> tuple[float, float]:
-    return float(meta.get("speed", np.nan)), float(meta.get("lateral_speed", 0.0))
-
-
 def load_reference_dataset(cfg: Config, spec: Any) -> MotionDataset:
     """The configured reference clips, joints checked against the robot by name."""
     return MotionDataset.load(reference_dataset_path(cfg), joint_names=spec.joint_names)
@@ -99,5 +95,5 @@ def load_reference_features(cfg: Config, model: mujoco.MjModel, spec: Any,
     normalizer = F.FeatureNormalizer.from_config(samples, names, cfg.features)
     return ReferenceFeatures(
         normalizer=normalizer, samples=np.asarray(normalizer.apply(samples), np.float32),
-        clip_index=np.asarray(clip_index), clip_speed=np.array([_clip_speed(c.meta) for c in dataset.clips]),
+        clip_index=np.asarray(clip_index), clip_speed=np.array([walked_speed(c) for c in dataset.clips]),
         clip_names=tuple(c.name for c in dataset.clips))

@@ -20,7 +20,7 @@ import mujoco
 import numpy as np
 
 from wildamp.features import FrameIds, clip_qpos, reference_qvel
-from wildamp.reference.clip import commanded_clips
+from wildamp.reference.clip import commanded_clips, walked_speed
 from wildamp.rotations import qmul, quat_from_yaw, quat_rotate
 
 
@@ -96,8 +96,7 @@ def rsi_table(dataset, ids: FrameIds, skip_seconds: float, forward_range, latera
     for clip in commanded_clips(dataset, forward_range, lateral_range):
         # The command is the speed the clip walks (what the tracking reward then pays for), which for
         # a tracked clip may differ a little from the nominal speed that made it a commanded clip.
-        fwd = float(clip.meta.get("speed", np.nan))
-        lat = float(clip.meta.get("lateral_speed", 0.0))
+        fwd, lat = walked_speed(clip)
         q = clip_qpos(ids, clip)
         v = reference_qvel(q, 1.0 / clip.fps)
         start = int(round(skip_seconds * clip.fps))

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["Clip", "MotionDataset", "DATASET_FORMAT_VERSION", "command_speed", "commanded_clips"]
+__all__ = ["Clip", "MotionDataset", "DATASET_FORMAT_VERSION", "command_speed", "commanded_clips", "walked_speed"]
 
 # Bumped whenever the npz layout changes, so an old file is refused by name instead of misread.
 DATASET_FORMAT_VERSION = 1
@@ -483,6 +483,12 @@ class MotionDataset:
             raise ValueError(f"motion dataset {path}: {e}") from e
 
 
+def walked_speed(clip: Clip) -> tuple[float, float]:
+    """The (forward, lateral) speed a clip walks: its measured ``meta['speed']`` /
+    ``meta['lateral_speed']`` (forward NaN, lateral 0 when absent)."""
+    return float(clip.meta.get("speed", np.nan)), float(clip.meta.get("lateral_speed", 0.0))
+
+
 def command_speed(clip: Clip) -> tuple[float, float]:
     """The (forward, lateral) speed command a clip is an example of: the nominal speed it was made
     for (``meta['nominal_speed']``, ``meta['nominal_lateral_speed']``) when it has one, else its
@@ -490,10 +496,9 @@ def command_speed(clip: Clip) -> tuple[float, float]:
 
     A PD-tracked clip re-planned to its nominal speed walks it only to within a few mm/s (0.2502 m/s
     for 0.25), so a clip made for the edge of a command range must be judged by its nominal speed."""
-    meta = clip.meta
-    fwd = meta.get("nominal_speed", meta.get("speed", np.nan))
-    lat = meta.get("nominal_lateral_speed", meta.get("lateral_speed", 0.0))
-    return float(fwd), float(lat)
+    walked_fwd, walked_lat = walked_speed(clip)
+    return (float(clip.meta.get("nominal_speed", walked_fwd)),
+            float(clip.meta.get("nominal_lateral_speed", walked_lat)))
 
 
 def commanded_clips(dataset: MotionDataset, forward_range: Sequence[float] | None = None,
