@@ -383,6 +383,13 @@ def test_closest_reference_clip(robot):
     assert m.speed_gap == pytest.approx(0.05, abs=1e-6) and m.clip.name in ("a", "b")
     m = NB.closest_reference_clip(ds, np.array([[0.0, 0.19, 0.0]]))
     assert m.clip.name == "side" and m.command[1] == pytest.approx(0.19)
+    # A tracked clip is matched by the speed it was made for, not the few mm/s it walks off it.
+    tracked = _clip(spec, "tracked", 0.2502, 0.0)
+    tracked.meta.update(nominal_speed=0.25, nominal_lateral_speed=0.0)
+    near = _clip(spec, "near", 0.2499, 0.0)
+    ds = MotionDataset(clips=[near, tracked], joint_names=spec.joint_names, fps=50.0)
+    m = NB.closest_reference_clip(ds, np.array([[0.25, 0, 0]], np.float32))
+    assert m.clip.name == "tracked" and m.speed_gap == pytest.approx(0.0, abs=1e-9)
     no_speed = MotionDataset(clips=[_clip(spec, "gmr")], joint_names=spec.joint_names, fps=50.0)
     with pytest.raises(ValueError, match="meta\\['speed'\\]"):
         NB.closest_reference_clip(no_speed, cmds)

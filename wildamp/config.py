@@ -236,6 +236,7 @@ class AmpConfig:
     update_steps: int = req(**_rng(1, None))
     batch_size: int = req(**_rng(1, None))
     disc_input_noise_std: float = req(**_rng(0.0, None))
+    condition_on_command: bool = req()   # discriminator input ⊕ commanded speed (wildamp.amp.condition)
     logit_l2: float = req(**_rng(0.0, None))
     weight_decay: float = req(**_rng(0.0, None))
     replay_buffer_size: int = req(**_rng(1, None))

@@ -415,21 +415,21 @@ class ReferenceMatch(NamedTuple):
 
 
 def closest_reference_clip(dataset: "MotionDataset", commands: np.ndarray) -> ReferenceMatch:
-    """The clip whose nominal velocity (``meta['speed']``, ``meta['lateral_speed']``) is closest to
-    one of ``commands`` (N, 3), with that command.
+    """The clip whose commanded speed (:func:`wildamp.reference.clip.command_speed`: the speed it was
+    made for, else the speed it walks) is closest to one of ``commands`` (N, 3), with that command.
 
-    Clips without ``meta['speed']`` (e.g. converted GMR clips) are not candidates; a missing
-    ``lateral_speed`` next to a given ``speed`` means a forward clip. Raises ValueError when no clip
-    has a nominal speed.
+    Clips without a speed (e.g. converted GMR clips) are not candidates. Raises ValueError when no
+    clip has one.
     """
     cmds = np.unique(np.asarray(commands, np.float64).reshape(-1, 3), axis=0)
-    candidates = [c for c in dataset.clips if "speed" in c.meta]
+    from wildamp.reference.clip import command_speed
+    candidates = [c for c in dataset.clips if np.isfinite(command_speed(c)[0])]
     if not candidates:
         raise ValueError(f"no reference clip has meta['speed'] (clips: {list(dataset.clip_names)}); "
                          "cannot pick one to compare against a commanded velocity")
     best: ReferenceMatch | None = None
     for clip in candidates:
-        v = np.array([float(clip.meta["speed"]), float(clip.meta.get("lateral_speed", 0.0))])
+        v = np.array(command_speed(clip))
         gaps = np.hypot(cmds[:, 0] - v[0], cmds[:, 1] - v[1])
         i = int(np.argmin(gaps))
         if best is None or gaps[i] < best.speed_gap:

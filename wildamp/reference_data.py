@@ -17,7 +17,7 @@ import numpy as np
 from wildamp import features as F
 from wildamp import paths
 from wildamp.config import Config
-from wildamp.reference.clip import MotionDataset, commanded_clips, walked_speed
+from wildamp.reference.clip import MotionDataset, command_speed, commanded_clips, walked_speed
 
 
 def embedded_default(path: Path) -> str | None:
@@ -54,7 +54,8 @@ class ReferenceFeatures:
     normalizer: F.FeatureNormalizer
     samples: np.ndarray        # (N, D_out) float32, normalised
     clip_index: np.ndarray     # (N,) which clip each sample comes from
-    clip_speed: np.ndarray     # (num_clips, 2) commanded forward / lateral speed of each clip (m/s)
+    clip_speed: np.ndarray     # (num_clips, 2) forward / lateral speed each clip walks (m/s)
+    clip_command: np.ndarray   # (num_clips, 2) forward / lateral speed each clip was made for (m/s)
     clip_names: tuple[str, ...]
 
     def samples_near_speed(self, forward: float, lateral: float = 0.0) -> np.ndarray:
@@ -96,4 +97,5 @@ def load_reference_features(cfg: Config, model: mujoco.MjModel, spec: Any,
     return ReferenceFeatures(
         normalizer=normalizer, samples=np.asarray(normalizer.apply(samples), np.float32),
         clip_index=np.asarray(clip_index), clip_speed=np.array([walked_speed(c) for c in dataset.clips]),
+        clip_command=np.array([command_speed(c) for c in dataset.clips]),
         clip_names=tuple(c.name for c in dataset.clips))

@@ -32,8 +32,10 @@ from jax.sharding import PartitionSpec as P
 from wildamp import amp as A
 from wildamp import checkpoint as C
 from wildamp import paths, ppo
+from wildamp.amp.condition import SpeedCondition, build_speed_condition
 from wildamp.config import REWARD_TERMS, Config, load_config, save_effective_config
 from wildamp.env import WalkEnv
+from wildamp.env.observations import obs_slice
 from wildamp.run_state import TrainState, checkpoint_template, restore_checkpoint
 
 
@@ -77,6 +79,13 @@ def shard_state(state: "TrainState") -> "TrainState":
         env=jax.device_put(state.env, envs),
         **{k: jax.device_put(getattr(state, k), replicated)
            for k in ("ppo", "obs_norm", "critic_norm", "disc", "rng", "iteration", "env_steps")})
+
+
+class AMPReference(NamedTuple):
+    """The reference side of the discriminator update, passed into the jitted iteration."""
+    samples: jax.Array       # (N, D) normalised reference AMP samples
+    clip_index: jax.Array    # (N,) int32: the clip of each sample
+    weights: jax.Array       # (N,) probability of drawing each sample for conditioned rows
 
 
 class Transition(NamedTuple):
@@ -169,9 +178,10 @@ class Trainer:
     networks: ppo.Networks
     hyper: ppo.PPOHyper
     amp_hyper: A.AMPHyper | None
-    reference: jax.Array | None          # normalised reference AMP samples (N, D) (None without AMP)
+    reference: AMPReference | None       # the discriminator's reference side (None without AMP)
     feature_normalizer: Any
     reference_features: Any              # reference_data.ReferenceFeatures (also for the style check)
+    condition: SpeedCondition | None = None   # amp.condition_on_command: the discriminator's speed input
 
     @classmethod
     def build(cls, cfg: Config) -> "Trainer":
@@ -183,20 +193,32 @@ class Trainer:
         n = cfg.networks
         networks = ppo.make_networks(env.obs_size, env.critic_obs_size, env.action_size,
                                      n.policy_hidden, n.value_hidden, n.activation, n.init_log_std)
+        cmd = cfg.env.command
+        condition = (build_speed_condition(ref.clip_command, cmd.forward_range, cmd.lateral_range)
+                     if cfg.amp.enabled and cfg.amp.condition_on_command else None)
+        reference = None
+        if cfg.amp.enabled:
+            weights = (condition.clip_weights(ref.clip_index) if condition is not None
+                       else np.full(len(ref.samples), 1.0 / len(ref.samples), np.float32))
+            reference = AMPReference(samples=jnp.asarray(ref.samples),
+                                     clip_index=jnp.asarray(ref.clip_index, jnp.int32),
+                                     weights=jnp.asarray(weights))
         return cls(cfg=cfg, env=env, networks=networks, hyper=ppo_hyper(cfg),
-                   amp_hyper=amp_hyper(cfg) if cfg.amp.enabled else None,
-                   reference=jnp.asarray(ref.samples) if cfg.amp.enabled else None,
-                   feature_normalizer=normalizer, reference_features=ref)
+                   amp_hyper=amp_hyper(cfg) if cfg.amp.enabled else None, reference=reference,
+                   feature_normalizer=normalizer, reference_features=ref, condition=condition)
 
     @property
     def amp_input_size(self) -> int:
-        return int(self.feature_normalizer.out_dim)
+        """Discriminator input width: the normalised AMP features, plus the speed condition if any."""
+        return int(self.feature_normalizer.out_dim) + (self.condition.size if self.condition else 0)
 
     def spec(self) -> dict:
         s = self.env.spec_dict()
         s["amp_input_channels"] = list(self.feature_normalizer.kept)
         s["feature_normalizer_sha256"] = normalizer_hash(self.feature_normalizer)
         s["amp_enabled"] = self.cfg.amp.enabled
+        if self.condition is not None:      # absent when unconditioned: older exports keep loading
+            s["amp_condition_axes"] = list(self.condition.axes)
         return s
 
     # ------------------------------------------------------------------ init
@@ -248,8 +270,8 @@ class Trainer:
                                               length=self.cfg.trainer.rollout_steps)
         return state._replace(env=env_state, rng=rng), traj
 
-    def iteration(self, state: TrainState, reference: jax.Array | None) -> tuple[TrainState, dict]:
-        """One training iteration. ``reference``: normalised reference AMP samples (None without AMP);
+    def iteration(self, state: TrainState, reference: AMPReference | None) -> tuple[TrainState, dict]:
+        """One training iteration. ``reference``: the discriminator's reference side (None without AMP);
         passed as an argument rather than closed over so it is not baked into the compiled program."""
         cfg = self.cfg
         state, traj = self.rollout(state)
@@ -266,7 +288,14 @@ class Trainer:
         disc = state.disc
         if cfg.amp.enabled:
             x = self.feature_normalizer.apply(traj.amp_sample)             # (T, N, D)
-            r_amp, disc, dm = amp_step(disc, x, traj.amp_valid, reference, k_disc, self.amp_hyper)
+            real = reference.samples
+            if self.condition is not None:
+                k_disc, k_real = jax.random.split(k_disc)
+                command = traj.obs[..., obs_slice("command", self.env.num_joints)]
+                x = jnp.concatenate([x, self.condition.scale(command)], axis=-1)
+                real = self.condition.reference_rows(k_real, reference.samples, reference.clip_index,
+                                                     reference.weights)
+            r_amp, disc, dm = amp_step(disc, x, traj.amp_valid, real, k_disc, self.amp_hyper)
             w = amp_weight_at(cfg, state.iteration)
             reward = reward + w * r_amp
             style = jnp.mean(w * r_amp)
@@ -313,7 +342,7 @@ class Trainer:
         """Jitted ``iterations_per_call`` iterations; returns (state, stacked metrics)."""
         n = self.cfg.trainer.iterations_per_call
 
-        def run(state: TrainState, reference: jax.Array | None):
+        def run(state: TrainState, reference: AMPReference | None):
             return jax.lax.scan(lambda s, _: self.iteration(s, reference), state, None, length=n)
 
         jitted = jax.jit(run, donate_argnums=0)

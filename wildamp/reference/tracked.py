@@ -19,6 +19,7 @@ clip moves on (the command RSI and the style check match against; sideways drift
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ import mujoco
 import numpy as np
 
 from wildamp import quat
-from wildamp.reference.clip import Clip, MotionDataset
+from wildamp.reference.clip import Clip, MotionDataset, command_speed
 from wildamp.reference.feasibility import DEFAULT_CTRL_DT, track_clip
 
 #: Bumped when the tracked data would change for the same source (derived files are regenerated).
@@ -55,8 +56,8 @@ def tracked_clip(model: mujoco.MjModel, spec: Any, clip: Clip, ctrl_dt: float = 
     skip = min(int(round(SPEED_SKIP_SECONDS / ctrl_dt)), qpos.shape[0] // 2)
     seconds = (qpos.shape[0] - 1 - skip) * ctrl_dt
     vx, vy = (qpos[-1, :2] - qpos[skip, :2]) / seconds
-    nominal_fwd = float(clip.meta.get("speed", 0.0))
-    nominal_lat = float(clip.meta.get("lateral_speed", 0.0))
+    nominal_fwd, nominal_lat = command_speed(clip)
+    nominal_fwd = nominal_fwd if math.isfinite(nominal_fwd) else 0.0    # a clip made without a speed
     meta = dict(clip.meta)
     # The speed a clip is matched by (RSI's command, the style check's pairing) is measured along the
     # axes the clip was made to move on; sideways drift of a forward clip stays a recorded drift, so
