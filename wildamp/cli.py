@@ -742,7 +742,7 @@ def build_parser() -> argparse.ArgumentParser:
     df.add_argument("--config", default=None, help="config whose features section is used")
     df.set_defaults(fn=_cmd_diagnose_features)
 
-    tr = sub.add_parser("train", help="train PPO (+AMP) in MJX")
+    tr = sub.add_parser("train", help="train PPO (+AMP) (MJX or MuJoCo C physics)")
     tr.add_argument("--config", default=None,
                     help="default: configs/ppo_amass_training.yaml on a GPU, configs/cpu.yaml otherwise")
     _add_set(tr)
