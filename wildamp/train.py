@@ -85,7 +85,6 @@ class AMPReference(NamedTuple):
     """The reference side of the discriminator update, passed into the jitted iteration."""
     samples: jax.Array       # (N, D) normalised reference AMP samples
     clip_index: jax.Array    # (N,) int32: the clip of each sample
-    weights: jax.Array       # (N,) probability of drawing each sample for conditioned rows
 
 
 class Transition(NamedTuple):
@@ -196,13 +195,9 @@ class Trainer:
         cmd = cfg.env.command
         condition = (build_speed_condition(ref.clip_command, cmd.forward_range, cmd.lateral_range)
                      if cfg.amp.enabled and cfg.amp.condition_on_command else None)
-        reference = None
-        if cfg.amp.enabled:
-            weights = (condition.clip_weights(ref.clip_index) if condition is not None
-                       else np.full(len(ref.samples), 1.0 / len(ref.samples), np.float32))
-            reference = AMPReference(samples=jnp.asarray(ref.samples),
-                                     clip_index=jnp.asarray(ref.clip_index, jnp.int32),
-                                     weights=jnp.asarray(weights))
+        reference = (AMPReference(samples=jnp.asarray(ref.samples),
+                                  clip_index=jnp.asarray(ref.clip_index, jnp.int32))
+                     if cfg.amp.enabled else None)
         return cls(cfg=cfg, env=env, networks=networks, hyper=ppo_hyper(cfg),
                    amp_hyper=amp_hyper(cfg) if cfg.amp.enabled else None, reference=reference,
                    feature_normalizer=normalizer, reference_features=ref, condition=condition)
@@ -293,8 +288,7 @@ class Trainer:
                 k_disc, k_real = jax.random.split(k_disc)
                 command = traj.obs[..., obs_slice("command", self.env.num_joints)]
                 x = jnp.concatenate([x, self.condition.scale(command)], axis=-1)
-                real = self.condition.reference_rows(k_real, reference.samples, reference.clip_index,
-                                                     reference.weights)
+                real = self.condition.reference_rows(k_real, reference.samples, reference.clip_index)
             r_amp, disc, dm = amp_step(disc, x, traj.amp_valid, real, k_disc, self.amp_hyper)
             w = amp_weight_at(cfg, state.iteration)
             reward = reward + w * r_amp

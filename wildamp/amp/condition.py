@@ -49,21 +49,21 @@ class SpeedCondition:
         c = command[..., jnp.asarray(self.axes)]
         return 2.0 * (c - self.lo) / (self.hi - self.lo) - 1.0
 
-    def clip_weights(self, clip_index: np.ndarray) -> np.ndarray:
+    def clip_weights(self, clip_index: jax.Array) -> jax.Array:
         """(N,) sampling probability of each reference sample: its clip's cell volume, shared among the
         clip's samples, so that conditions drawn per :meth:`reference_rows` cover the range uniformly."""
-        volume = np.prod(self.cell_hi - self.cell_lo, axis=1)
-        per_clip = np.bincount(clip_index, minlength=len(volume)).astype(np.float64)
-        w = volume[clip_index] / np.maximum(per_clip[clip_index], 1.0)
-        return (w / w.sum()).astype(np.float32)
+        volume = jnp.asarray(np.prod(self.cell_hi - self.cell_lo, axis=1))
+        clip_index = jnp.asarray(clip_index)
+        per_clip = jnp.bincount(clip_index, length=volume.shape[0]).astype(jnp.float32)
+        w = volume[clip_index] / jnp.maximum(per_clip[clip_index], 1.0)
+        return w / jnp.sum(w)
 
-    def reference_rows(self, rng: jax.Array, samples: jax.Array, clip_index: jax.Array,
-                       weights: jax.Array) -> jax.Array:
+    def reference_rows(self, rng: jax.Array, samples: jax.Array, clip_index: jax.Array) -> jax.Array:
         """(N, D + k) conditioned reference rows for one discriminator update: N samples redrawn by
-        ``weights`` (:meth:`clip_weights`), each with a condition drawn uniformly from its clip's cell."""
+        :meth:`clip_weights`, each with a condition drawn uniformly from its clip's cell."""
         k_pick, k_cond = jax.random.split(rng)
         n = samples.shape[0]
-        idx = jax.random.choice(k_pick, n, (n,), replace=True, p=weights)
+        idx = jax.random.choice(k_pick, n, (n,), replace=True, p=self.clip_weights(clip_index))
         lo, hi = jnp.asarray(self.cell_lo)[clip_index[idx]], jnp.asarray(self.cell_hi)[clip_index[idx]]
         speed = lo + (hi - lo) * jax.random.uniform(k_cond, lo.shape)
         command = jnp.zeros((n, 3), speed.dtype).at[:, jnp.asarray(self.axes)].set(speed)
