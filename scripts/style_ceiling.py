@@ -28,6 +28,7 @@ def main() -> None:
     from wildamp.config import load_config
     from wildamp.evaluate import SETTLE_SECONDS, style_auc
     from wildamp.provenance import library_versions, machine_info
+    from wildamp.reference_data import after_start
     from wildamp.reference.clip import MotionDataset, commanded_clips
     from wildamp.reference.feasibility import track_clip
     from wildamp.reference.generator import ensure_default_reference
@@ -45,9 +46,10 @@ def main() -> None:
     names = layout.sample_channel_names()
     refs = {"kinematic": MotionDataset.load(ensure_default_reference(paths.DEFAULT_REFERENCE)),
             "tracked": MotionDataset.load(ensure_tracked_default_reference(paths.DEFAULT_TRACKED_REFERENCE))}
+    skip = int(round(cfg.reference.skip_seconds / dt))   # each clip's start, as the AMP reference leaves it out
     norms, samples = {}, {}
     for label, ds in refs.items():
-        s, idx = F.dataset_samples(ds, model, spec, fcfg, ctrl_dt=dt)
+        s, idx = after_start(*F.dataset_samples(ds, model, spec, fcfg, ctrl_dt=dt), skip, ds.clip_names)
         norms[label] = F.FeatureNormalizer.from_config(s, names, fcfg)
         samples[label] = {c.name: np.asarray(s)[np.asarray(idx) == i] for i, c in enumerate(ds.clips)}
     tracked_by_name = {c.name: c for c in refs["tracked"].clips}
@@ -58,8 +60,9 @@ def main() -> None:
         plan_speed = tracked_by_name[clip.name].meta["tracked"].get("plan_speed")
         if plan_speed is not None and "params" in clip.meta:
             clip = replanned_clip(model, spec, clip, plan_speed)
-            s, _ = F.dataset_samples(MotionDataset(clips=[clip], joint_names=clip.joint_names, fps=clip.fps),
-                                     model, spec, fcfg, ctrl_dt=dt)
+            s, _ = after_start(*F.dataset_samples(MotionDataset(clips=[clip], joint_names=clip.joint_names,
+                                                                fps=clip.fps), model, spec, fcfg, ctrl_dt=dt),
+                               skip, [clip.name])
             samples["kinematic"][clip.name] = np.asarray(s)
         run = track_clip(model, spec, clip, ctrl_dt=dt, settle_time=a.settle)
         frames = F.mj_frames(model, ids, run.qpos, contact_force=run.foot_forces)
@@ -74,7 +77,7 @@ def main() -> None:
     out = {"what": "style AUC (evaluation's classifier) of a second PD-tracked run of each commanded clip "
                    f"(start timing {a.settle} s, samples after {SETTLE_SECONDS} s; the clip's plan re-planned "
                    "to the tracked clip's plan speed) against that kinematic plan and against the PD-tracked "
-                   "reference",
+                   f"reference (each reference clip from {cfg.reference.skip_seconds} s on, reference.skip_seconds)",
            "config": a.config, "rows": rows, "wall_s": time.time() - t0,
            "machine": machine_info(), "versions": library_versions()}
     Path(a.out).write_text(json.dumps(out, indent=1))

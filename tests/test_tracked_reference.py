@@ -192,3 +192,31 @@ def test_the_cpu_discriminator_is_shown_only_the_commanded_clips(spec, model):
     assert list(everything.clip_names) == list(ds.clip_names)
     with pytest.raises(ValueError, match="reference.clips: commanded"):
         amp_reference_clips(load_config(CONFIGS_DIR / "cpu.yaml", ["env.command.forward_range=[0.6,0.7]"]), ds)
+
+
+def test_the_reference_samples_leave_out_each_clips_start_from_standing(spec, model):
+    """reference.skip_seconds: the clips start from standing and accelerate for about a second; the
+    AMP reference (discriminator, normaliser, style check) holds only samples whose frames all lie
+    after the skip. Measured on the tracked 0.10 m/s clip: its first second is slower, lower and on
+    both feet more often than the rest, so keeping it would shift the reference's means."""
+    from wildamp.reference_data import after_start, load_reference_dataset, load_reference_features
+    cfg = load_config(CONFIGS_DIR / "cpu.yaml")
+    ds = load_reference_dataset(cfg, spec)
+    skip = int(round(cfg.reference.skip_seconds * ds.fps))
+    assert skip >= 25
+    kept = load_reference_features(cfg, model, spec, dataset=ds)
+    whole = load_reference_features(load_config(CONFIGS_DIR / "cpu.yaml", ["reference.skip_seconds=0"]),
+                                    model, spec, dataset=ds)
+    for c in range(len(kept.clip_names)):
+        assert (whole.clip_index == c).sum() - (kept.clip_index == c).sum() == skip
+    # Without the start the reference walks faster on average and stands on both feet less often.
+    names = list(kept.normalizer.channel_names)
+    vx, toe = names.index("root_lin_vel.x@t"), names.index("foot_contacts.left_toe@t")
+    assert kept.normalizer.mean[vx] > whole.normalizer.mean[vx] + 0.01
+    assert kept.normalizer.mean[toe] < whole.normalizer.mean[toe]
+    x = np.arange(10.0)[:, None] * np.ones((1, 3))
+    s, i = after_start(x, np.array([0] * 6 + [1] * 4), 3, ["a", "b"])
+    np.testing.assert_array_equal(s[:, 0], [3, 4, 5, 9])
+    np.testing.assert_array_equal(i, [0, 0, 0, 1])
+    with pytest.raises(ValueError, match="skip_seconds leaves clip 'b'"):
+        after_start(x, np.array([0] * 6 + [1] * 4), 4, ["a", "b"])

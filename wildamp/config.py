@@ -72,6 +72,11 @@ class ReferenceConfig:
     # the policy is asked for (a discriminator that also accepts faster or sideways walking lets a
     # slow policy look like them).
     clips: Literal["all", "commanded"] = req()
+    # Seconds at the start of every clip left out of the AMP reference samples (discriminator,
+    # feature normaliser, style check): the generated and tracked clips start from standing and take
+    # about a second to walk, while the policy's evaluation samples start after its settling time.
+    # 0 keeps whole clips (the policies shipped before this key were trained and judged so).
+    skip_seconds: float = req(**_rng(0.0, None))
 
 
 @dataclass(frozen=True)

@@ -84,13 +84,32 @@ def amp_reference_clips(cfg: Config, dataset: MotionDataset) -> MotionDataset:
     return MotionDataset(clips=clips, joint_names=dataset.joint_names, fps=dataset.fps, metadata=dataset.metadata)
 
 
+def after_start(samples: np.ndarray, clip_index: np.ndarray, skip_frames: int,
+                clip_names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``(samples, clip_index)`` without each clip's first ``skip_frames`` samples: sample i of a clip
+    reads frames i … i + history (:func:`wildamp.features.clip_samples`), so no kept sample reads a
+    frame before ``skip_frames``. ValueError naming a clip left without samples."""
+    position = np.zeros(len(clip_index), np.int64)
+    for c in np.unique(clip_index):
+        rows = np.nonzero(clip_index == c)[0]
+        if len(rows) <= skip_frames:
+            raise ValueError(f"reference.skip_seconds leaves clip {clip_names[c]!r} without AMP samples "
+                             f"({len(rows)} samples, {skip_frames} skipped); shorten the skip or lengthen the clip")
+        position[rows] = np.arange(len(rows))
+    keep = position >= skip_frames
+    return samples[keep], clip_index[keep]
+
+
 def load_reference_features(cfg: Config, model: mujoco.MjModel, spec: Any,
                             dataset: MotionDataset | None = None) -> ReferenceFeatures:
-    """The run's reference side: fitted normaliser and normalised AMP samples with their clips.
+    """The run's reference side: fitted normaliser and normalised AMP samples with their clips,
+    each clip's first ``reference.skip_seconds`` left out (:func:`after_start`).
     ``dataset``: the already loaded clips of ``cfg`` (loaded here when None); only its
     :func:`amp_reference_clips` are used."""
     dataset = amp_reference_clips(cfg, dataset if dataset is not None else load_reference_dataset(cfg, spec))
     samples, clip_index = F.dataset_samples(dataset, model, spec, cfg.features, ctrl_dt=cfg.env.ctrl_dt)
+    samples, clip_index = after_start(samples, clip_index, int(round(cfg.reference.skip_seconds * dataset.fps)),
+                                      [c.name for c in dataset.clips])
     layout = F.FeatureLayout.build(spec, cfg.features)
     names = layout.sample_channel_names()
     normalizer = F.FeatureNormalizer.from_config(samples, names, cfg.features)
