@@ -44,9 +44,13 @@ def test_amp_smoke_run_logs_every_amp_metric_finite(amp_run):
     for k in AMP_METRICS:
         vals = [r[k] for r in recs]
         assert all(math.isfinite(v) for v in vals), (k, vals)
-    # The discriminator learns: its accuracy leaves chance level, and reference samples score higher.
+    # The discriminator learns: its accuracy leaves chance level, and the reference samples' score
+    # rises against the policy's. Six iterations are not enough for a sign (an untrained D ranks
+    # the two sides arbitrarily: measured gap -0.38 at iteration 1, -0.01 to +0.04 at iteration 6
+    # and +0.04 to +0.09 at 10), so the test asks for the movement, not the crossing.
     assert max(abs(r["amp/disc_acc"] - 0.5) for r in recs) > 0.05, [r["amp/disc_acc"] for r in recs]
-    assert recs[-1]["amp/disc_real_mean"] > recs[-1]["amp/disc_fake_mean"]
+    gaps = [r["amp/disc_real_mean"] - r["amp/disc_fake_mean"] for r in recs]
+    assert gaps[-1] - gaps[0] > 0.2, gaps
     # The replay buffer is really filled, iteration after iteration.
     fills = [r["amp/replay_fill"] for r in recs]
     assert fills[0] > 0 and fills[-1] > fills[0]
