@@ -23,6 +23,19 @@ def _wall_s(run: Path) -> float:
     return last
 
 
+def _eval_curve(run: Path) -> list[dict]:
+    """The deterministic evaluations logged during training: iteration, wall clock, headline metrics."""
+    rows = []
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        m = r.get("metrics") or {}
+        if "eval/style_auc" in m:
+            rows.append({"iteration": r["iteration"], "elapsed_s": r.get("elapsed_s"),
+                         **{k[len("eval/"):]: m[k] for k in ("eval/vel_error", "eval/fall_rate",
+                                                           "eval/alternation", "eval/style_auc")}})
+    return rows
+
+
 def _eval(dir_: Path, out: Path) -> dict:
     from wildamp.cli import eval_main
     eval_main(str(dir_), out=str(out))
@@ -75,7 +88,7 @@ def main() -> None:
     res = {
         "what": "deterministic evaluation (eval.seed of the config) over forward commands, 20 s episodes, "
                 "metrics after a 2 s settling time; wall_clock_s = training time including compilation",
-        "amp": {"run": amp.name, "wall_clock_s": _wall_s(amp),
+        "amp": {"run": amp.name, "wall_clock_s": _wall_s(amp), "eval_curve": _eval_curve(amp),
                 "eval": _eval(policy if policy.exists() else amp, amp / "eval_final.json")},
         "machine": machine_info(), "cpu_count": os.cpu_count(), "versions": library_versions(),
     }
@@ -83,6 +96,7 @@ def main() -> None:
     if a.ppo_run:
         ppo_only = Path(a.ppo_run)
         res["ppo_only"] = {"run": ppo_only.name, "wall_clock_s": _wall_s(ppo_only),
+                           "eval_curve": _eval_curve(ppo_only),
                            "eval": _eval(ppo_only, ppo_only / "eval_final.json")}
         runs["PPO only"] = ppo_only
     from wildamp.gait import target_table
