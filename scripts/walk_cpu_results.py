@@ -3,6 +3,9 @@ results/walk_cpu.json (targets, gait metrics, wall clock, machine) and results/w
 curves of both runs side by side).
 
 Usage: python scripts/walk_cpu_results.py RUN_AMP RUN_PPO [--policy assets/policies/walk_cpu]
+                                          [--other-seeds RUN ...]
+--other-seeds records the evaluation curves of runs of the same config with other seeds (the spread
+between runs), as they were logged during training.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ def _eval(dir_: Path, out: Path) -> dict:
     return json.loads(out.read_text())
 
 
-def _curves(runs: dict[str, Path], png: Path) -> None:
+def _curves(runs: dict[str, Path], png: Path, other_seeds: dict[str, Path] | None = None) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -67,6 +70,10 @@ def _curves(runs: dict[str, Path], png: Path) -> None:
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("iteration" if evaluated else "env steps (M)")
         ax.grid(alpha=0.3)
+        if key == "eval/style_auc":
+            for name, run in (other_seeds or {}).items():
+                x, y = metric_series(read_jsonl(run / "metrics.jsonl"), key)
+                ax.plot(x, y, label=name, marker=".", lw=0.8, ls=":")
         if target is not None:
             ax.axhline(target, color="k", ls="--", lw=0.8, label="target")
         if ax.get_legend_handles_labels()[0]:
@@ -82,6 +89,8 @@ def main() -> None:
     ap.add_argument("ppo_run", nargs="?", default=None, help="the PPO-only run (same config, --no-amp)")
     ap.add_argument("--policy", default="assets/policies/walk_cpu")
     ap.add_argument("--out", default="results/walk_cpu.json")
+    ap.add_argument("--other-seeds", nargs="*", default=[], metavar="RUN",
+                    help="PPO+AMP runs of the same config with other seeds: their evaluation curves")
     a = ap.parse_args()
     from wildamp.provenance import library_versions, machine_info
     amp, policy = Path(a.amp_run), Path(a.policy)
@@ -99,12 +108,18 @@ def main() -> None:
                            "eval_curve": _eval_curve(ppo_only),
                            "eval": _eval(ppo_only, ppo_only / "eval_final.json")}
         runs["PPO only"] = ppo_only
+    if a.other_seeds:
+        from wildamp.config import load_config
+        res["amp_other_seeds"] = [
+            {"run": Path(r).name, "seed": load_config(Path(r) / "config.yaml").trainer.seed,
+             "eval_curve": _eval_curve(Path(r))} for r in a.other_seeds]
     from wildamp.gait import target_table
     for k in ("amp", "ppo_only"):
         if k in res:
             res[k]["targets"] = target_table(res[k]["eval"])
     Path(a.out).write_text(json.dumps(res, indent=1))
-    _curves(runs, Path(a.out).with_suffix(".png"))
+    _curves(runs, Path(a.out).with_suffix(".png"),
+            {f"PPO+AMP seed {o['seed']}": Path(r) for o, r in zip(res.get("amp_other_seeds", []), a.other_seeds)})
     print(f"→ {a.out}, {Path(a.out).with_suffix('.png')}")
 
 
