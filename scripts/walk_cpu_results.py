@@ -28,15 +28,11 @@ def _wall_s(run: Path) -> float:
 
 def _eval_curve(run: Path) -> list[dict]:
     """The deterministic evaluations logged during training: iteration, wall clock, headline metrics."""
-    rows = []
-    for line in (run / "metrics.jsonl").read_text().splitlines():
-        r = json.loads(line)
-        m = r.get("metrics") or {}
-        if "eval/style_auc" in m:
-            rows.append({"iteration": r["iteration"], "elapsed_s": r.get("elapsed_s"),
-                         **{k[len("eval/"):]: m[k] for k in ("eval/vel_error", "eval/fall_rate",
-                                                           "eval/alternation", "eval/style_auc")}})
-    return rows
+    from wildamp.metrics import read_jsonl
+    keys = ("vel_error", "fall_rate", "alternation", "style_auc")
+    return [{"iteration": r["iteration"], "elapsed_s": r.get("elapsed_s"),
+             **{k: r["metrics"][f"eval/{k}"] for k in keys}}
+            for r in read_jsonl(run / "metrics.jsonl") if "eval/style_auc" in r["metrics"]]
 
 
 def _eval(dir_: Path, out: Path) -> dict:
@@ -108,18 +104,18 @@ def main() -> None:
                            "eval_curve": _eval_curve(ppo_only),
                            "eval": _eval(ppo_only, ppo_only / "eval_final.json")}
         runs["PPO only"] = ppo_only
-    if a.other_seeds:
-        from wildamp.config import load_config
-        res["amp_other_seeds"] = [
-            {"run": Path(r).name, "seed": load_config(Path(r) / "config.yaml").trainer.seed,
-             "eval_curve": _eval_curve(Path(r))} for r in a.other_seeds]
+    from wildamp.config import load_config
+    seed_of = {Path(r): load_config(Path(r) / "config.yaml").trainer.seed for r in a.other_seeds}
+    if seed_of:
+        res["amp_other_seeds"] = [{"run": r.name, "seed": seed, "eval_curve": _eval_curve(r)}
+                                  for r, seed in seed_of.items()]
     from wildamp.gait import target_table
     for k in ("amp", "ppo_only"):
         if k in res:
             res[k]["targets"] = target_table(res[k]["eval"])
     Path(a.out).write_text(json.dumps(res, indent=1))
     _curves(runs, Path(a.out).with_suffix(".png"),
-            {f"PPO+AMP seed {o['seed']}": Path(r) for o, r in zip(res.get("amp_other_seeds", []), a.other_seeds)})
+            {f"PPO+AMP seed {seed}": r for r, seed in seed_of.items()})
     print(f"→ {a.out}, {Path(a.out).with_suffix('.png')}")
 
 
