@@ -19,11 +19,9 @@ import numpy as np
 
 
 def _wall_s(run: Path) -> float:
-    last = 0.0
-    for line in (run / "metrics.jsonl").read_text().splitlines():
-        r = json.loads(line)
-        last = max(last, float(r.get("elapsed_s") or 0.0))
-    return last
+    """Training wall clock including compilation: the largest elapsed time the run logged."""
+    from wildamp.metrics import read_jsonl
+    return max((float(r.get("elapsed_s") or 0.0) for r in read_jsonl(run / "metrics.jsonl")), default=0.0)
 
 
 def _eval_curve(run: Path) -> list[dict]:
