@@ -201,6 +201,21 @@ def test_spec_hash_is_canonical():
     assert len(C.spec_hash(a)) == 64
 
 
+def test_check_spec_tolerant_keys_match_within_float_noise_only():
+    saved = {**SPEC, "norm": {"mean": [0.1, -2.0, 0.0], "std": [0.05, 1.0, 3.0]}}
+    noisy = json.loads(json.dumps(saved))
+    noisy["norm"]["mean"] = [0.1 * (1 + 1e-6), -2.0 * (1 - 1e-6), 1e-7]   # last-bit differences
+    C.check_spec(saved, noisy, tolerant=("norm.mean",))
+    with pytest.raises(C.SpecMismatchError):               # not tolerant: compared exactly
+        C.check_spec(saved, noisy)
+    changed = json.loads(json.dumps(saved))
+    changed["norm"]["mean"][1] = -2.02                     # 1 %: a different reference
+    changed["norm"]["std"] = [0.05, 1.0]                   # a different layout
+    with pytest.raises(C.SpecMismatchError) as e:
+        C.check_spec(saved, changed, tolerant=("norm.mean", "norm.std"))
+    assert set(e.value.differences) == {"norm.mean", "norm.std"}
+
+
 def test_check_spec_names_every_differing_key_with_both_values():
     C.check_spec(SPEC, json.loads(json.dumps(SPEC)))  # equal: no error
     cur = json.loads(json.dumps(SPEC))

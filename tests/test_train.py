@@ -168,6 +168,28 @@ def test_resume_refuses_a_mismatched_spec(amp_run, tmp_path):
     assert (copy / "config.yaml").read_text() == config_before  # a refused resume writes nothing
 
 
+def test_a_saved_spec_matches_the_reference_within_float_noise_only():
+    """The default posture and the feature normaliser come from reference clips that MuJoCo tracks
+    on each machine, with last-bit differences between CPUs: a checkpoint from another machine
+    loads, one from a different reference does not; older specs (normaliser digest) compare exactly."""
+    from wildamp.train import Trainer, normalizer_hash
+    trainer = Trainer.build(smoke_cfg())
+    spec = json.loads(json.dumps(C.jsonable(trainer.spec())))
+    trainer.check_saved_spec(spec)
+    other_cpu = json.loads(json.dumps(spec))
+    other_cpu["feature_normalizer"]["mean"] = [m * (1 + 1e-6) for m in spec["feature_normalizer"]["mean"]]
+    other_cpu["default_joint_pos"] = [q + 1e-6 for q in spec["default_joint_pos"]]
+    trainer.check_saved_spec(other_cpu)
+    other_reference = json.loads(json.dumps(spec))
+    other_reference["feature_normalizer"]["std"][0] *= 1.02
+    with pytest.raises(C.SpecMismatchError, match="feature_normalizer.std"):
+        trainer.check_saved_spec(other_reference)
+    legacy = {k: v for k, v in spec.items() if k != "feature_normalizer"}
+    trainer.check_saved_spec({**legacy, "feature_normalizer_sha256": normalizer_hash(trainer.feature_normalizer)})
+    with pytest.raises(C.SpecMismatchError, match="feature_normalizer_sha256"):
+        trainer.check_saved_spec({**legacy, "feature_normalizer_sha256": "0" * 16})
+
+
 @pytest.mark.parametrize("key,value,named", [("ppo/policy_loss", float("nan"), "ppo/policy_loss"),
                                                ("training/nonfinite_states", 1.0, "env state")])
 def test_nonfinite_stops_training_and_keeps_last_good_checkpoint(tmp_path, monkeypatch, key, value, named):

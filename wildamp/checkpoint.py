@@ -113,17 +113,33 @@ def spec_hash(spec: Mapping[str, Any]) -> str:
     return hashlib.sha256(_canonical_json(spec).encode("ascii")).hexdigest()
 
 
-def check_spec(saved_spec: Mapping[str, Any], current_spec: Mapping[str, Any]) -> None:
+#: Tolerance of the spec entries compared numerically (`check_spec`'s ``tolerant`` keys): far above
+#: the last-bit differences between CPUs, far below any change of the data they were derived from.
+SPEC_RTOL, SPEC_ATOL = 1e-3, 1e-4
+
+
+def _numbers_close(a: Any, b: Any) -> bool:
+    try:
+        x, y = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    except (TypeError, ValueError):
+        return False
+    return x.shape == y.shape and bool(np.allclose(x, y, rtol=SPEC_RTOL, atol=SPEC_ATOL))
+
+
+def check_spec(saved_spec: Mapping[str, Any], current_spec: Mapping[str, Any],
+               tolerant: tuple[str, ...] = ()) -> None:
     """Raise `SpecMismatchError` listing every key whose value differs (both values shown).
 
-    Nested dicts are compared key by key (reported as dotted paths); lists are compared whole.
+    Nested dicts are compared key by key (reported as dotted paths); lists are compared whole. The
+    (dotted) keys in ``tolerant`` hold numbers computed from data that floating point makes differ
+    in the last bits from machine to machine: they match within `SPEC_RTOL` / `SPEC_ATOL`.
     """
     saved = flatten_dict(jsonable(saved_spec))   # a joint order is compared as a whole
     current = flatten_dict(jsonable(current_spec))
     diffs: dict[str, tuple[Any, Any]] = {}
     for key in sorted(set(saved) | set(current)):
         a, b = saved.get(key, _MISSING), current.get(key, _MISSING)
-        if a != b:
+        if a != b and not (key in tolerant and _numbers_close(a, b)):
             diffs[key] = (a, b)
     if not diffs:
         return

@@ -71,7 +71,7 @@ def restore_checkpoint(trainer: Any, template_state: TrainState, path: str | os.
     The checkpoint's spec is checked against the trainer's first (joint order, observation layout,
     default posture, feature normaliser, ...): a mismatch raises `wildamp.checkpoint.SpecMismatchError`.
     """
-    C.check_spec(C.load_meta(path)["spec"], trainer.spec())
+    trainer.check_saved_spec(C.load_meta(path)["spec"])
     restored, meta = C.load_checkpoint(path, checkpoint_template(trainer, template_state))
     return state_from_checkpoint(template_state, restored), meta
 
@@ -150,7 +150,7 @@ def load_policy(trainer: Any, template_state: TrainState, policy_dir: str | os.P
     info = C.read_json(p / POLICY_META)
     if "spec" not in info:
         raise C.CheckpointCorruptError(f"{p / POLICY_META}: has no 'spec'")
-    C.check_spec(info["spec"], trainer.spec())
+    trainer.check_saved_spec(info["spec"])
     data = (p / POLICY_FILE).read_bytes()
     recorded = info.get("policy_sha256")
     if recorded is not None and hashlib.sha256(data).hexdigest() != recorded:

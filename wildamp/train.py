@@ -21,7 +21,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -144,6 +144,10 @@ def amp_step(disc: A.DiscState, samples: jax.Array, valid: jax.Array, reference:
     return reward, new_disc, metrics
 
 
+#: Spec entries derived from the reference data (see `Trainer.check_saved_spec`).
+TOLERANT_SPEC_KEYS = ("default_joint_pos", "feature_normalizer.mean", "feature_normalizer.std")
+
+
 def normalizer_hash(normalizer: Any) -> str:
     """Digest of the AMP feature normalisation (a checkpoint is only valid with the same one)."""
     import hashlib
@@ -210,11 +214,24 @@ class Trainer:
     def spec(self) -> dict:
         s = self.env.spec_dict()
         s["amp_input_channels"] = list(self.feature_normalizer.kept)
-        s["feature_normalizer_sha256"] = normalizer_hash(self.feature_normalizer)
+        norm = self.feature_normalizer.to_dict()
+        s["feature_normalizer"] = {"mean": norm["mean"], "std": norm["std"]}
         s["amp_enabled"] = self.cfg.amp.enabled
         if self.condition is not None:      # absent when unconditioned: older exports keep loading
             s["amp_condition_axes"] = list(self.condition.axes)
         return s
+
+    def check_saved_spec(self, saved: Mapping[str, Any]) -> None:
+        """Raise `wildamp.checkpoint.SpecMismatchError` unless a checkpoint's or export's ``saved``
+        spec fits this trainer. The default posture and the feature normaliser come from the
+        reference clips, which MuJoCo tracks on each machine with last-bit differences between CPUs:
+        they are compared within a tolerance (:data:`TOLERANT_SPEC_KEYS`). Specs written before the
+        normaliser's values were recorded hold its digest, compared exactly."""
+        current = self.spec()
+        if "feature_normalizer_sha256" in saved:
+            current.pop("feature_normalizer")
+            current["feature_normalizer_sha256"] = normalizer_hash(self.feature_normalizer)
+        C.check_spec(saved, current, tolerant=TOLERANT_SPEC_KEYS)
 
     # ------------------------------------------------------------------ init
     def init_state(self, seed: int | None = None) -> TrainState:
