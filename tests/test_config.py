@@ -51,6 +51,8 @@ BAD = [
     ("minibatches do not divide batch", lambda d: _set(d, "trainer.num_minibatches", 7), ["trainer.num_minibatches"]),
     ("unknown feature group", lambda d: _set(d, "features.drop_groups", ["elbows"]), ["features.drop_groups", "elbows"]),
     ("NaN value", lambda d: _set(d, "amp.weight", float("nan")), ["amp.weight", "finite"]),
+    ("evaluation between checkpoints", lambda d: (_set(d, "checkpoints.every_iterations", 4), _set(d, "eval.every_iterations", 6)),
+     ["eval.every_iterations", "checkpoints.every_iterations"]),
 ]
 
 

@@ -309,6 +309,13 @@ class Config:
     video: VideoConfig = req()
     eval: EvalConfig = req()
 
+    def validate(self, where: str) -> None:
+        # Training evaluates at checkpoint iterations only (the best checkpoint is one it evaluated).
+        if self.eval.every_iterations % self.checkpoints.every_iterations:
+            raise ConfigError(f"{where}: eval.every_iterations ({self.eval.every_iterations}) must be a "
+                              f"multiple of checkpoints.every_iterations ({self.checkpoints.every_iterations}): "
+                              "evaluations run at checkpoints")
+
     def to_dict(self) -> dict:
         return _to_plain(dataclasses.asdict(self))
 
