@@ -9,7 +9,7 @@ import pytest
 from wildamp import paths
 from wildamp.config import load_config
 from wildamp.env import WalkEnv
-from wildamp.reference.clip import MotionDataset, commanded_clips, walked_speed
+from wildamp.reference.clip import MotionDataset, commanded_clips
 from wildamp.reference_data import reference_dataset_path
 
 CPU = paths.CONFIGS_DIR / "cpu.yaml"
@@ -32,34 +32,15 @@ def _reference_joints(env, commanded_only: bool = False) -> np.ndarray:
 def test_reference_frames_are_reachable_by_the_actions(env):
     for commanded_only, share in ((True, 0.99), (False, 0.95)):
         q = _reference_joints(env, commanded_only)
-        a = (q - np.asarray(env.default_joints)) / (np.asarray(env.action_scale) * np.asarray(env.action_sign))
+        a = (q - np.asarray(env.default_joints)) / (env.cfg.env.action_scale * np.asarray(env.action_sign))
         reachable = np.all(np.abs(a) <= 1.0, axis=1)
         # (Every frame of the commanded clips is reachable; the tracked 0.30-0.40 m/s clips, above the
         # command range, flex the hips past it in 5-14 % of their frames.)
         assert reachable.mean() >= share, f"only {100 * reachable.mean():.1f} % of reference frames reachable"
     # The straight-legged keyframe would reach none of them (the bug this default fixes).
     home = np.asarray(env.spec.home_qpos)[np.asarray(env.spec.qpos_adr)]
-    a_home = (q - home) / (np.asarray(env.action_scale) * np.asarray(env.action_sign))
+    a_home = (q - home) / (env.cfg.env.action_scale * np.asarray(env.action_sign))
     assert np.all(np.abs(a_home) <= 1.0, axis=1).mean() < 0.01
-
-
-def test_reference_action_scale_spans_each_joints_reference_range():
-    """With env.action_scale_reference_margin 1 each joint's action range is exactly the commanded
-    clips' largest deviation from the default posture (the larger of the two legs'): every frame
-    reachable, the extreme one at |a| = 1 on one side, the same range on both, and the waist (which the reference yaws by centimetres of arc) given a tenth of a radian
-    at most instead of half a radian."""
-    env = WalkEnv(load_config(CPU, ["env.physics=mujoco", "env.action_scale_reference_margin=1.0"]))
-    q = _reference_joints(env, commanded_only=True)
-    a = (q - np.asarray(env.default_joints)) / (np.asarray(env.action_scale) * np.asarray(env.action_sign))
-    extreme = np.abs(a).max(axis=0)
-    np.testing.assert_allclose(np.maximum(extreme, extreme[np.asarray(env.spec.mirror_perm)]), 1.0, atol=1e-5)
-    assert extreme.max() <= 1.0 + 1e-5
-    scale = dict(zip(env.spec.joint_names, np.asarray(env.action_scale)))
-    assert scale["left_ankle_pitch"] == scale["right_ankle_pitch"]
-    assert scale["waist_yaw"] < 0.1 and max(scale.values()) <= env.cfg.env.action_scale
-    with pytest.raises(ValueError, match="reference_mean"):
-        WalkEnv(load_config(CPU, ["env.physics=mujoco", "env.action_scale_reference_margin=1.0",
-                                  "env.default_pose=home", "env.rsi_fraction=0"]))
 
 
 def test_default_posture_is_the_crouched_reference_stance_on_the_floor(env):
@@ -83,8 +64,17 @@ def test_standing_still_earns_at_most_a_third_of_the_tracking_reward(env):
 
 def _reference_foot_heights(env, clip) -> np.ndarray:
     """(T, 2) lowest-pad height above rest of each foot along a reference clip (MuJoCo FK)."""
-    from wildamp.env.swing import reference_foot_heights
-    return reference_foot_heights(env.mj_model, env.frame_ids, env.pad_ids, env.pad_rest_height, clip)
+    import mujoco
+    from wildamp.features import clip_qpos
+    d = mujoco.MjData(env.mj_model)
+    z = []
+    for q in clip_qpos(env.frame_ids, clip):
+        d.qpos[:] = q
+        mujoco.mj_kinematics(env.mj_model, d)
+        z.append(d.geom_xpos[np.asarray(env.pad_ids), 2] - env.pad_rest_height)
+    z = np.asarray(z)
+    from wildamp.robot import PADS_OF_FOOT
+    return np.stack([z[:, list(p)].min(1) for p in PADS_OF_FOOT], axis=1)
 
 
 def test_the_reference_gait_earns_the_gait_clock_reward_and_standing_does_not(env):
@@ -97,7 +87,6 @@ def test_the_reference_gait_earns_the_gait_clock_reward_and_standing_does_not(en
     import jax
     import jax.numpy as jnp
     from wildamp.env.rewards import RewardInputs, feet_phase
-    from wildamp.env.swing import half_sine_targets
     ecfg = env.cfg.env
     assert ecfg.gait_period > 0
     ds = MotionDataset.load(reference_dataset_path(env.cfg), joint_names=env.spec.joint_names)
@@ -108,8 +97,7 @@ def test_the_reference_gait_earns_the_gait_clock_reward_and_standing_does_not(en
 
     def one(h, phase):
         x = RewardInputs(**{f: None for f in RewardInputs._fields})
-        target = half_sine_targets(phase, ecfg.swing_height, ecfg.swing_fraction)
-        return feet_phase(x._replace(cfg=ecfg, moving_command=jnp.ones(()), foot_height=h, foot_height_target=target))
+        return feet_phase(x._replace(cfg=ecfg, moving_command=jnp.ones(()), foot_height=h, gait_phase=phase))
 
     per_frame = jax.jit(jax.vmap(one))
 
@@ -121,48 +109,6 @@ def test_the_reference_gait_earns_the_gait_clock_reward_and_standing_does_not(en
     standing = mean_reward(np.zeros_like(heights), 0.0)
     assert in_phase >= 0.8, in_phase
     assert standing <= 0.7 * in_phase, (standing, in_phase)
-
-
-def test_the_reference_swing_profile_is_the_schedule_the_reference_fits_best():
-    """env.swing_profile reference: the feet_phase targets are the commanded clips' own foot heights
-    by phase. Played in phase, each clip earns more of that term than of the half-sine template
-    (measured 0.86 / 0.88 / 0.90 / 0.76 against 0.85 / 0.87 / 0.87 / 0.72 for the 0.10-0.25 m/s
-    clips: the clips vary from cycle to cycle), standing still at least 0.15 less (0.55-0.57), and
-    between two clips' speeds the targets lie between theirs."""
-    import jax
-    import jax.numpy as jnp
-    from wildamp.env.rewards import RewardInputs, feet_phase
-    from wildamp.env.swing import half_sine_targets
-    env = WalkEnv(load_config(CPU, ["env.physics=mujoco", "env.swing_profile=reference"]))
-    ecfg = env.cfg.env
-    profile = env.swing_profile
-    assert profile is not None and np.all(np.diff(np.asarray(profile.speeds)) > 0)
-    ds = MotionDataset.load(reference_dataset_path(env.cfg), joint_names=env.spec.joint_names)
-    x0 = RewardInputs(**{f: None for f in RewardInputs._fields})._replace(cfg=ecfg, moving_command=jnp.ones(()))
-    term = jax.jit(jax.vmap(lambda h, t: feet_phase(x0._replace(foot_height=h, foot_height_target=t))))
-    offsets = np.linspace(0.0, 1.0, 40, endpoint=False)
-    for clip in commanded_clips(ds, ecfg.command.forward_range, ecfg.command.lateral_range):
-        h = _reference_foot_heights(env, clip)[int(round(env.cfg.reference.skip_seconds * clip.fps)):]
-        t = np.arange(len(h)) / clip.fps
-        speed = jnp.array([walked_speed(clip)[0], 0.0, 0.0])
-        targets = jax.jit(jax.vmap(env.swing_targets, in_axes=(0, None)))
-
-        def earned(heights, off, schedule):
-            ph = jnp.asarray((t / ecfg.gait_period + off) % 1.0, jnp.float32)
-            tgt = targets(ph, speed) if schedule == "reference" else jax.vmap(
-                lambda p: half_sine_targets(p, ecfg.swing_height, ecfg.swing_fraction))(ph)
-            return float(term(jnp.asarray(heights, jnp.float32), tgt).mean())
-
-        own = max(earned(h, o, "reference") for o in offsets)
-        template = max(earned(h, o, "half_sine") for o in offsets)
-        standing = max(earned(np.zeros_like(h), o, "reference") for o in offsets)
-        assert own > template, (clip.name, own, template)
-        assert own - standing >= 0.15, (clip.name, standing, own)
-    # Between the slowest two clips the targets are a blend of theirs.
-    v = np.asarray(profile.speeds)
-    phase = jnp.asarray(0.1)
-    lo, hi, mid = (np.asarray(env.swing_targets(phase, jnp.array([s, 0.0, 0.0]))) for s in (v[0], v[1], v[:2].mean()))
-    np.testing.assert_allclose(mid, 0.5 * (lo + hi), atol=1e-6)
 
 
 def test_the_policy_observes_the_gait_phase(env):
@@ -268,12 +214,12 @@ def test_swing_targets_alternate_with_a_double_support_between_short_swings():
     """Each foot swings along a half sine for ``swing_fraction`` of the cycle (left from phase 0,
     right from 0.5) and is down otherwise; 0.5 is the plain alternating half sine."""
     import jax.numpy as jnp
-    from wildamp.env.swing import half_sine_targets
+    from wildamp.env.rewards import swing_height_targets
     phase = np.linspace(0.0, 1.0, 200, endpoint=False)
-    half = np.stack([half_sine_targets(jnp.asarray(p), 0.04, 0.5) for p in phase])
+    half = np.stack([swing_height_targets(jnp.asarray(p), 0.04, 0.5) for p in phase])
     s = np.sin(2 * np.pi * phase)
     np.testing.assert_allclose(half, 0.04 * np.stack([np.maximum(s, 0), np.maximum(-s, 0)], 1), atol=1e-6)
-    short = np.stack([half_sine_targets(jnp.asarray(p), 0.04, 0.3) for p in phase])
+    short = np.stack([swing_height_targets(jnp.asarray(p), 0.04, 0.3) for p in phase])
     both_down = (short[:, 0] == 0) & (short[:, 1] == 0)
     np.testing.assert_allclose(both_down.mean(), 0.4, atol=0.02)
     assert np.all(short[(phase > 0.3) & (phase < 0.5)] == 0.0)

@@ -102,10 +102,6 @@ class EnvConfig:
     sim_dt: float = req(**_rng(0.0, None, lo_open=True))
     episode_seconds: float = req(**_rng(0.0, None, lo_open=True))
     action_scale: float = req(**_rng(0.0, 2.0, lo_open=True))   # rad per unit action
-    # 0: every joint moves action_scale rad per unit action. > 0: each joint's scale is this multiple
-    # of the commanded reference clips' largest deviation from the default posture, at most
-    # action_scale (needs default_pose: reference_mean).
-    action_scale_reference_margin: float = req(**_rng(0.0, None))
     action_filter_alpha: float = req(**_rng(0.0, 1.0, hi_open=True))  # 0 = no low-pass
     solver_iterations: int = req(**_rng(1, 100))
     ls_iterations: int = req(**_rng(1, 100))
@@ -137,10 +133,6 @@ class EnvConfig:
     gait_period: float = req(**_rng(0.0, None))
     swing_height: float = req(**_rng(0.0, None, lo_open=True))
     swing_fraction: float = req(**_rng(0.0, 0.5, lo_open=True))
-    # The swing schedule feet_phase pays: "half_sine" (above), or "reference": the commanded reference
-    # clips' own foot heights by phase, interpolated by the commanded speed (swing_height then only
-    # sets the reward's width, swing_fraction how the clips' phase is aligned with the clock).
-    swing_profile: Literal["half_sine", "reference"] = req()
     # Speeds are judged over a window (s): a walking gait surges and sways within every stride (the
     # embedded gait sways sideways at 0.27 m/s std), so the tracking reward compares the command with
     # the mean velocity of the last window (one gait cycle removes the stride's own rhythm), and

@@ -145,7 +145,7 @@ def amp_step(disc: A.DiscState, samples: jax.Array, valid: jax.Array, reference:
 
 
 #: Spec entries derived from the reference data (see `Trainer.check_saved_spec`).
-TOLERANT_SPEC_KEYS = ("default_joint_pos", "action_scale", "feature_normalizer.mean", "feature_normalizer.std")
+TOLERANT_SPEC_KEYS = ("default_joint_pos", "feature_normalizer.mean", "feature_normalizer.std")
 
 
 def normalizer_hash(normalizer: Any) -> str:

@@ -44,19 +44,6 @@ def reference_joint_spread(dataset, ids: FrameIds, forward_range=None, lateral_r
     return np.maximum(commanded_joint_frames(dataset, ids, forward_range, lateral_range).std(axis=0), floor)
 
 
-def reference_action_scale(dataset, ids: FrameIds, default_joints: np.ndarray, mirror_perm: np.ndarray,
-                           margin: float, max_scale: float, forward_range=None, lateral_range=None) -> np.ndarray:
-    """(J,) action scale per joint (rad per unit action): ``margin`` × the largest deviation of the
-    commanded clips' joints from ``default_joints``, the larger of a joint's and its mirror partner's
-    (``mirror_perm``: both legs get the same range), at most ``max_scale``. Every reference frame
-    stays reachable (for ``margin`` ≥ 1) while a joint the reference hardly moves — the waist yaws
-    ±0.06 rad where the hips pitch ±0.35 — cannot be thrown half a radian in one control step."""
-    frames = commanded_joint_frames(dataset, ids, forward_range, lateral_range)
-    deviation = np.abs(frames - np.asarray(default_joints)).max(axis=0)
-    deviation = np.maximum(deviation, deviation[np.asarray(mirror_perm)])
-    return np.minimum(margin * deviation, max_scale)
-
-
 def _pad_centres_and_lowest_corners(model: mujoco.MjModel, qpos: np.ndarray,
                                     pad_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """World z of each (box) sole pad's centre and of its lowest corner at ``qpos``."""

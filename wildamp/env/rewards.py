@@ -41,7 +41,7 @@ class RewardInputs(NamedTuple):
     pad_contact: jax.Array      # (P,) bool: pad carries more than the contact threshold
     pad_vel: jax.Array          # (P, 3) pad velocities (finite difference)
     foot_height: jax.Array      # (2,) lowest pad of each foot above its resting height (m)
-    foot_height_target: jax.Array  # (2,) where the gait clock wants each foot now (env.swing; 0 without a clock)
+    gait_phase: jax.Array       # () gait-clock phase in cycles [0, 1) (0 without a clock)
     moving_command: jax.Array   # () bool: the command asks for motion
     terminated: jax.Array       # () bool
 
@@ -130,14 +130,22 @@ def pose_mean(x: RewardInputs) -> jax.Array:
     return jnp.sum(((x.window_joint_pos - x.default_joint_pos) / x.joint_spread) ** 2)
 
 
+def swing_height_targets(phase: jax.Array, swing_height: float, swing_fraction: float = 0.5) -> jax.Array:
+    """(2,) target height of the (left, right) foot at gait ``phase``: the left foot swings from phase
+    0 and the right from phase 0.5, each along a half sine lasting ``swing_fraction`` of the cycle;
+    otherwise the foot is down (with a fraction below 0.5 both feet are down between the swings)."""
+    since_lift = jnp.stack([phase, phase - 0.5]) % 1.0
+    s = since_lift / swing_fraction
+    return swing_height * jnp.where(s < 1.0, jnp.sin(jnp.pi * jnp.clip(s, 0.0, 1.0)), 0.0)
+
+
 @reward_term
 def feet_phase(x: RewardInputs) -> jax.Array:
-    """exp(−Σ_feet (height − target)² / (swing_height/2)²) with the gait clock's targets
-    (:mod:`wildamp.env.swing`): alternating single support on the clock (1 when both feet follow
-    their schedule); 0 without a clock or a moving command."""
+    """exp(−Σ_feet (height − target(phase))² / (swing_height/2)²): alternating single support on the
+    gait clock (1 when both feet follow their schedule); 0 without a clock or a moving command."""
     if x.cfg.gait_period <= 0.0:
         return jnp.zeros(())
-    err = x.foot_height - x.foot_height_target
+    err = x.foot_height - swing_height_targets(x.gait_phase, x.cfg.swing_height, x.cfg.swing_fraction)
     return jnp.exp(-jnp.sum(err ** 2) / (0.5 * x.cfg.swing_height) ** 2) * x.moving_command
 
 

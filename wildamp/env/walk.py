@@ -26,11 +26,9 @@ from wildamp.config import Config
 from wildamp.env import observations as O
 from wildamp.env.backends import make_backend
 from wildamp.env.posture import (
-    RsiTable, default_qpos, reference_action_scale, reference_joint_spread, resting_pad_height, rsi_table,
-    sample_rsi,
+    RsiTable, default_qpos, reference_joint_spread, resting_pad_height, rsi_table, sample_rsi,
 )
 from wildamp.env.randomization import sample_randomization
-from wildamp.env.swing import SwingProfile, half_sine_targets, profile_targets, reference_swing_profile
 from wildamp.env.rewards import REWARD_TERMS, RewardInputs, reward_terms, weighted_sum
 from wildamp.physics import geom_ids
 from wildamp.robot import PADS_OF_FOOT, RobotSpec, load_model, load_robot_spec
@@ -115,15 +113,6 @@ class WalkEnv:
             reference_joint_spread(dataset, self.frame_ids, ecfg.command.forward_range, ecfg.command.lateral_range,
                                    floor=ecfg.pose_spread_floor)
             if ecfg.default_pose == "reference_mean" else np.ones(J), dtype=jnp.float32)
-        margin = ecfg.action_scale_reference_margin
-        if margin > 0 and ecfg.default_pose != "reference_mean":
-            raise ValueError("env.action_scale_reference_margin > 0 needs env.default_pose: reference_mean "
-                             "(the scale is measured from the reference posture)")
-        self.action_scale = jnp.asarray(
-            reference_action_scale(dataset, self.frame_ids, np.asarray(self.default_joints), self.spec.mirror_perm,
-                                   margin, ecfg.action_scale,
-                                   ecfg.command.forward_range, ecfg.command.lateral_range)
-            if margin > 0 else np.full(J, ecfg.action_scale), dtype=jnp.float32)
         self.rsi: RsiTable | None = (
             rsi_table(dataset, self.frame_ids, ecfg.rsi_skip_seconds, ecfg.command.forward_range,
                       ecfg.command.lateral_range) if ecfg.rsi_fraction > 0 else None)
@@ -146,15 +135,6 @@ class WalkEnv:
         self.critic_obs_size = O.critic_obs_size(J, ecfg.privileged_critic, self.gait_clock)
         # Height of the pad centres when a foot rests on the floor (feet_phase measures lift from it).
         self.pad_rest_height = float(resting_pad_height(self.mj_model, np.asarray(self.default_qpos), self.pad_ids))
-        self.swing_profile: SwingProfile | None = None
-        if self.gait_clock and ecfg.swing_profile == "reference":
-            if dataset is None:
-                from wildamp.reference_data import load_reference_dataset
-                dataset = load_reference_dataset(cfg, self.spec)
-            self.swing_profile = reference_swing_profile(
-                dataset, self.mj_model, self.frame_ids, self.pad_ids, self.pad_rest_height, ecfg.gait_period,
-                ecfg.swing_height, ecfg.swing_fraction, cfg.reference.skip_seconds,
-                ecfg.command.forward_range, ecfg.command.lateral_range)
         self.action_size = J
         self.reward_weights = {k: float(getattr(cfg.reward_weights, k)) for k in REWARD_TERMS}
         self.amp_sample_size = cfg.features.history * self.layout.size
@@ -175,7 +155,7 @@ class WalkEnv:
         return jnp.where(standing, jnp.zeros(3), cmd)
 
     def joint_targets(self, action: jax.Array) -> jax.Array:
-        target = self.default_joints + self.action_scale * self.action_sign * action
+        target = self.default_joints + self.cfg.env.action_scale * self.action_sign * action
         return jnp.clip(target, self.joint_lo, self.joint_hi)
 
     # ------------------------------------------------------------------ reset
@@ -221,15 +201,6 @@ class WalkEnv:
         if not self.gait_clock:
             return jnp.zeros(())
         return jnp.mod(step_count * self.cfg.env.ctrl_dt / self.cfg.env.gait_period, 1.0)
-
-    def swing_targets(self, phase: jax.Array, command: jax.Array) -> jax.Array:
-        """(2,) where the gait clock wants the (left, right) foot at ``phase`` under ``command``
-        (env.swing_profile: the half sine, or the reference's own foot heights at that speed)."""
-        if not self.gait_clock:
-            return jnp.zeros(2)
-        if self.swing_profile is None:
-            return half_sine_targets(phase, self.cfg.env.swing_height, self.cfg.env.swing_fraction)
-        return profile_targets(self.swing_profile, phase, command[0])
 
     def _observe(self, frame, command, last_action, pad_force, air_time, pad_z, step_count):
         return O.observe(frame.qpos, frame.qvel, frame.qpos[self.qpos_adr] - self.default_joints,
@@ -304,7 +275,7 @@ class WalkEnv:
             actuator_force=pf.actuator_force, air_time=air_time,
             first_contact=first_contact, pad_contact=forces > ecfg.contact_force_threshold,
             pad_vel=(frame.pad_pos - state.prev_frame.pad_pos) / dt,
-            foot_height=foot_height, foot_height_target=self.swing_targets(self.gait_phase(step_count), state.command),
+            foot_height=foot_height, gait_phase=self.gait_phase(step_count),
             moving_command=jnp.linalg.norm(state.command) > 0.05, terminated=terminated))
         reward = weighted_sum(terms, self.reward_weights)
         air_time = jnp.where(contact, 0.0, air_time)
@@ -348,9 +319,7 @@ class WalkEnv:
             "obs_size": self.obs_size,
             "critic_obs_size": self.critic_obs_size,
             "action_size": self.action_size,
-            # One number when every joint shares it (as specs written before per-joint scales hold).
-            "action_scale": (self.cfg.env.action_scale if self.cfg.env.action_scale_reference_margin == 0
-                             else [round(float(x), 6) for x in np.asarray(self.action_scale)]),
+            "action_scale": self.cfg.env.action_scale,
             "default_joint_pos": [round(float(x), 6) for x in np.asarray(self.default_joints)],
             "feature_channels": list(self.layout.channel_names()),
             "feature_history": self.cfg.features.history,
