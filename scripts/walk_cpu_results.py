@@ -3,9 +3,10 @@ results/walk_cpu.json (targets, gait metrics, wall clock, machine) and results/w
 curves of both runs side by side).
 
 Usage: python scripts/walk_cpu_results.py RUN_AMP RUN_PPO [--policy assets/policies/walk_cpu]
-                                          [--other-seeds RUN ...]
+                                          [--other-seeds RUN ...] [--eval-seeds SEED ...]
 --other-seeds records the evaluation curves of runs of the same config with other seeds (the spread
-between runs), as they were logged during training.
+between runs), as they were logged during training; --eval-seeds evaluates the shipped policy again
+with other evaluation seeds (the seed of the config picked it as the best checkpoint).
 """
 
 from __future__ import annotations
@@ -33,10 +34,22 @@ def _eval_curve(run: Path) -> list[dict]:
             for r in read_jsonl(run / "metrics.jsonl") if "eval/style_auc" in r["metrics"]]
 
 
-def _eval(dir_: Path, out: Path) -> dict:
+def _eval(dir_: Path, out: Path, seed: int | None = None) -> dict:
     from wildamp.cli import eval_main
-    eval_main(str(dir_), out=str(out))
+    eval_main(str(dir_), out=str(out), seed=seed)
     return json.loads(out.read_text())
+
+
+def _other_eval_seeds(policy: Path, seeds: list[int], scratch: Path) -> list[dict]:
+    """The shipped policy under evaluation seeds other than the one that picked it as the best
+    checkpoint (other episodes' starts and other classifier samples): how far its figures are the
+    policy's and not the picking seed's luck."""
+    rows = []
+    for seed in seeds:
+        ev = _eval(policy, scratch / f"eval_seed{seed}.json", seed=seed)
+        rows.append({"seed": seed, **{k: ev[k] for k in ("style_auc", "vel_error", "fall_rate", "alternation")},
+                     "style_auc_per_command": ev["style_auc_per_command"]})
+    return rows
 
 
 def _curves(runs: dict[str, Path], png: Path, other_seeds: dict[str, Path] | None = None) -> None:
@@ -45,7 +58,7 @@ def _curves(runs: dict[str, Path], png: Path, other_seeds: dict[str, Path] | Non
     import matplotlib.pyplot as plt
 
     from wildamp.metrics import metric_series, read_jsonl
-    # (key, title, target line): eval/* series are deterministic evaluations every 250 iterations.
+    # (key, title, target line): eval/* series are the deterministic evaluations (every eval.every_iterations).
     panels = [("eval/vel_error", "|v - cmd| (m/s), eval, speed over one gait cycle", 0.05),
               ("eval/alternation", "alternation of touchdowns, eval", 0.9),
               ("reward/task", "task reward per step", None),
@@ -85,6 +98,8 @@ def main() -> None:
     ap.add_argument("--out", default="results/walk_cpu.json")
     ap.add_argument("--other-seeds", nargs="*", default=[], metavar="RUN",
                     help="PPO+AMP runs of the same config with other seeds: their evaluation curves")
+    ap.add_argument("--eval-seeds", type=int, nargs="*", default=[], metavar="SEED",
+                    help="also evaluate the shipped policy with these evaluation seeds")
     a = ap.parse_args()
     from wildamp.provenance import library_versions, machine_info
     amp, policy = Path(a.amp_run), Path(a.policy)
@@ -95,6 +110,8 @@ def main() -> None:
                 "eval": _eval(policy if policy.exists() else amp, amp / "eval_final.json")},
         "machine": machine_info(), "cpu_count": os.cpu_count(), "versions": library_versions(),
     }
+    if a.eval_seeds:
+        res["amp"]["other_eval_seeds"] = _other_eval_seeds(policy if policy.exists() else amp, a.eval_seeds, amp)
     runs = {"PPO+AMP": amp}
     if a.ppo_run:
         ppo_only = Path(a.ppo_run)

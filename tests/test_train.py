@@ -226,7 +226,7 @@ def test_ppo_baseline_learns_a_trivial_task(tmp_path):
     cfg = smoke_cfg("amp.enabled=false", "trainer.iterations=40", "trainer.iterations_per_call=10",
                     "env.command.standing_fraction=1.0", "networks.init_log_std=-1.0",
                     "env.base_height_target=0.38", "reward_weights.base_height=-20.0",
-                    "trainer.lr=0.003", "trainer.lr_schedule=constant", "eval.every_iterations=100",
+                    "trainer.lr=0.003", "trainer.lr_schedule=constant", "eval.every_iterations=80",
                     "video.enabled=false", "checkpoints.every_iterations=40", *zero)
     res = run_training(cfg, tmp_path, progress=False)
     recs = res.records

@@ -7,6 +7,7 @@ alike. No jax import here, so MuJoCo-only tools (the gate) stay light.
 from __future__ import annotations
 
 import platform
+from pathlib import Path
 from importlib import metadata
 from typing import Sequence
 
@@ -29,5 +30,16 @@ def library_versions(packages: Sequence[str] = DEFAULT_PACKAGES,
 
 
 def machine_info() -> dict[str, str]:
-    """Operating system, architecture and processor name of this machine."""
-    return {"system": platform.system(), "machine": platform.machine(), "processor": platform.processor()}
+    """Operating system, architecture and processor name of this machine (on Linux the CPU model from
+    /proc/cpuinfo: ``platform.processor()`` is often empty there, and results differ between CPU vendors)."""
+    return {"system": platform.system(), "machine": platform.machine(), "processor": platform.processor() or _cpu_model()}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
