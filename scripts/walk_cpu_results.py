@@ -103,15 +103,16 @@ def main() -> None:
     a = ap.parse_args()
     from wildamp.provenance import library_versions, machine_info
     amp, policy = Path(a.amp_run), Path(a.policy)
+    evaluated_policy = policy if policy.exists() else amp   # the exported policy, else the run's best checkpoint
     res = {
         "what": "deterministic evaluation (eval.seed of the config) over forward commands, 20 s episodes, "
                 "metrics after a 2 s settling time; wall_clock_s = training time including compilation",
         "amp": {"run": amp.name, "wall_clock_s": _wall_s(amp), "eval_curve": _eval_curve(amp),
-                "eval": _eval(policy if policy.exists() else amp, amp / "eval_final.json")},
+                "eval": _eval(evaluated_policy, amp / "eval_final.json")},
         "machine": machine_info(), "cpu_count": os.cpu_count(), "versions": library_versions(),
     }
     if a.eval_seeds:
-        res["amp"]["other_eval_seeds"] = _other_eval_seeds(policy if policy.exists() else amp, a.eval_seeds, amp)
+        res["amp"]["other_eval_seeds"] = _other_eval_seeds(evaluated_policy, a.eval_seeds, amp)
     runs = {"PPO+AMP": amp}
     if a.ppo_run:
         ppo_only = Path(a.ppo_run)

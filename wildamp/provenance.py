@@ -7,8 +7,8 @@ alike. No jax import here, so MuJoCo-only tools (the gate) stay light.
 from __future__ import annotations
 
 import platform
-from pathlib import Path
 from importlib import metadata
+from pathlib import Path
 from typing import Sequence
 
 __all__ = ["DEFAULT_PACKAGES", "library_versions", "machine_info"]
