@@ -102,29 +102,28 @@ def test_the_gait_the_robot_performs_meets_the_stepping_targets(spec, model, gai
     """The walking targets' alternation and swing-per-cycle describe the reference gait as the robot
     performs it (a policy imitating it perfectly would meet them). Read from the raw force contact
     it would not: at each foot strike the standing foot is unloaded for a step or two."""
-    import mujoco
-    from wildamp.gait import TARGETS, gait_metrics
-    from wildamp.physics import geom_ids
-    from wildamp.robot import PADS_OF_FOOT
+    from wildamp.gait import TARGETS
+    from wildamp.reference.tracked import trace_gait
     trace = track_clip(model, spec, gait, ctrl_dt=CTRL_DT)
-    foot_force = np.stack([trace.foot_forces[:, list(p)].sum(1) for p in PADS_OF_FOOT], axis=1)
-    threshold = load_config(CONFIGS_DIR / "cpu.yaml").env.contact_force_threshold
-    contact = (foot_force > threshold)[:, None, :]
-    data = mujoco.MjData(model)
-    pads = []
-    for q in trace.qpos:
-        data.qpos[:] = q
-        mujoco.mj_kinematics(model, data)
-        pads.append(data.geom_xpos[geom_ids(model, spec.foot_geoms)].copy())
-    pads = np.asarray(pads)[:, None]
-    mask = np.zeros((len(trace.qpos), 1), bool)
-    mask[int(round(SPEED_SKIP_SECONDS / CTRL_DT)):] = True
-    fwd = np.gradient(trace.qpos[:, 0], CTRL_DT)[:, None]
-    m = gait_metrics(contact, pads, fwd, mask, CTRL_DT)
+    m = trace_gait(model, spec, trace)
     assert m["alternation"] >= TARGETS.min_alternation, m
     assert m["swing_per_cycle"] >= TARGETS.min_swing_per_cycle, m
-    raw = gait_metrics(contact, pads, fwd, mask, CTRL_DT, min_swing_seconds=0.0)
+    raw = trace_gait(model, spec, trace, min_swing_seconds=0.0)
     assert raw["alternation"] < TARGETS.min_alternation and raw["step_frequency_hz"] > 1.5 * m["step_frequency_hz"], raw
+    assert tracked_clip(model, spec, gait, ctrl_dt=CTRL_DT).meta["tracked"]["alternation"] == round(m["alternation"], 4)
+
+
+def test_the_fastest_commanded_clip_is_replanned_to_a_regular_gait_at_its_speed(spec, model):
+    """Servo tracking walks plans faster than 0.26 m/s of the slow band at 0.25 m/s on average only
+    by stumbling into a double step now and then (the first plan within the speed tolerance, 0.3175
+    m/s, alternated 0.88 of its touchdowns); the search keeps looking until the steps are regular."""
+    from wildamp.reference.tracked import SPEED_TOLERANCE, speed_matched_tracked_clip, steps_regularly
+    clip = generate_clip(spec, default_gait_params(0.25), model=model)
+    matched = speed_matched_tracked_clip(model, spec, clip, ctrl_dt=CTRL_DT)
+    assert abs(matched.meta["speed"] - 0.25) <= SPEED_TOLERANCE, matched.meta
+    assert steps_regularly(matched.meta["tracked"]), matched.meta["tracked"]
+    assert not steps_regularly({"alternation": 0.88, "swing_per_cycle": 1.0})
+    assert not steps_regularly({"alternation": 1.0, "swing_per_cycle": 0.9})
 
 
 def test_a_generated_clip_is_replanned_to_walk_at_its_nominal_speed(spec, model):

@@ -29,16 +29,23 @@ import numpy as np
 
 from wildamp import quat
 from wildamp.reference.clip import Clip, MotionDataset, command_speed
-from wildamp.reference.feasibility import DEFAULT_CTRL_DT, track_clip
+from wildamp.reference.feasibility import DEFAULT_CTRL_DT, FeasibilityThresholds, TrackingTrace, track_clip
 
 #: Bumped when the tracked data would change for the same source (derived files are regenerated).
-TRACKER_VERSION = 2
+TRACKER_VERSION = 3
 #: Seconds at the start of a clip left out of its measured speed (the robot starts from rest).
 SPEED_SKIP_SECONDS = 1.0
 #: A generated clip is re-planned until the robot tracking it walks within this of its nominal speed (m/s).
 SPEED_TOLERANCE = 0.003
 #: Plan speeds tried, as multiples of the nominal speed, nearest the proportional guess first.
-PLAN_SPEED_FACTORS = np.round(np.linspace(0.5, 1.5, 101), 3)
+PLAN_SPEED_FACTORS = np.round(np.linspace(0.5, 1.5, 251), 3)
+#: A re-planned clip must also step regularly: this share of its touchdowns alternate feet and of its
+#: gait cycles see each foot swing (:func:`wildamp.gait.gait_metrics`). Servo tracking of a plan
+#: faster than the robot walks it can stumble into a double step now and then while keeping the
+#: average speed; such a clip is unlike the others and unlike any steady gait a policy could learn.
+MIN_STEP_REGULARITY = 1.0
+#: The tracked robot's stepping, recorded in each tracked clip's ``meta["tracked"]``.
+GAIT_SUMMARY_KEYS = ("alternation", "swing_per_cycle", "step_frequency_hz", "foot_clearance_m")
 
 
 def tracked_clip(model: mujoco.MjModel, spec: Any, clip: Clip, ctrl_dt: float = DEFAULT_CTRL_DT) -> Clip:
@@ -53,6 +60,7 @@ def tracked_clip(model: mujoco.MjModel, spec: Any, clip: Clip, ctrl_dt: float = 
         raise ValueError(f"clip {clip.name!r}: the PD-tracked robot {what}; it has no tracked version "
                          f"(run `wildamp reference check` on the dataset for the gate's report)")
     qpos = trace.qpos
+    trace_gait_metrics = trace_gait(model, spec, trace)
     skip = min(int(round(SPEED_SKIP_SECONDS / ctrl_dt)), qpos.shape[0] // 2)
     seconds = (qpos.shape[0] - 1 - skip) * ctrl_dt
     vx, vy = (qpos[-1, :2] - qpos[skip, :2]) / seconds
@@ -66,12 +74,47 @@ def tracked_clip(model: mujoco.MjModel, spec: Any, clip: Clip, ctrl_dt: float = 
                 measured_velocity=[float(vx), float(vy)],
                 nominal_speed=nominal_fwd, nominal_lateral_speed=nominal_lat,
                 tracked={"source_clip": clip.name, "ctrl_dt": ctrl_dt, "ctrl_lead": trace.ctrl_lead,
-                         "tracker_version": TRACKER_VERSION})
+                         "tracker_version": TRACKER_VERSION,
+                         **{k: round(trace_gait_metrics[k], 4) for k in GAIT_SUMMARY_KEYS}})
     out = Clip(name=clip.name, fps=1.0 / ctrl_dt, root_pos=qpos[:, :3], root_quat=quat.make_sign_continuous(qpos[:, 3:7]),
                joint_pos=trace.joint_pos, joint_names=tuple(spec.joint_names), source=f"tracked:{clip.source}",
                meta=meta)
     out.validate()
     return out
+
+
+def trace_gait(model: mujoco.MjModel, spec: Any, trace: TrackingTrace,
+               min_swing_seconds: float | None = None) -> dict[str, float]:
+    """:func:`wildamp.gait.gait_metrics` of a tracking run after its first ``SPEED_SKIP_SECONDS``.
+
+    A foot is down while its pads carry the feasibility gate's weight-bearing force
+    (``FeasibilityThresholds.contact_force_fraction`` of the robot's weight); ``min_swing_seconds``
+    None keeps the metrics' own debouncing of unloading blips (0 reads the raw force contact).
+    """
+    from wildamp.gait import gait_metrics
+    from wildamp.physics import geom_ids
+    from wildamp.robot import PADS_OF_FOOT
+
+    weight = float(np.sum(model.body_mass)) * -float(model.opt.gravity[2])
+    threshold = FeasibilityThresholds().contact_force_fraction * weight
+    foot_force = np.stack([trace.foot_forces[:, list(p)].sum(1) for p in PADS_OF_FOOT], axis=1)
+    data = mujoco.MjData(model)
+    pads = np.empty((len(trace.qpos), len(spec.foot_geoms), 3))
+    pad_ids = geom_ids(model, spec.foot_geoms)
+    for k, q in enumerate(trace.qpos):
+        data.qpos[:] = q
+        mujoco.mj_kinematics(model, data)
+        pads[k] = data.geom_xpos[pad_ids]
+    mask = np.zeros((len(trace.qpos), 1), bool)
+    mask[min(int(round(SPEED_SKIP_SECONDS / trace.dt)), len(mask) // 2):] = True
+    forward = np.gradient(trace.qpos[:, 0], trace.dt)[:, None]
+    kwargs = {} if min_swing_seconds is None else {"min_swing_seconds": min_swing_seconds}
+    return gait_metrics((foot_force > threshold)[:, None, :], pads[:, None], forward, mask, trace.dt, **kwargs)
+
+
+def steps_regularly(gait: dict[str, float]) -> bool:
+    """Whether a clip's :func:`trace_gait` shows strictly alternating steps, each foot swinging every cycle."""
+    return gait["alternation"] >= MIN_STEP_REGULARITY and gait["swing_per_cycle"] >= MIN_STEP_REGULARITY
 
 
 def _along_nominal(meta: dict) -> tuple[float, float]:
@@ -98,32 +141,44 @@ def replanned_clip(model: mujoco.MjModel, spec: Any, clip: Clip, plan_speed: flo
 def speed_matched_tracked_clip(model: mujoco.MjModel, spec: Any, clip: Clip,
                                ctrl_dt: float = DEFAULT_CTRL_DT) -> Clip:
     """The tracked version of a *generated* clip, re-planned so that the robot walks at the clip's
-    nominal speed: open-loop servos do not (the 0.10 m/s plan is walked at 0.12, the 0.25 at 0.22),
-    and a command is paired with the clip nearest in speed, so a mismatch would make the style check
-    compare a policy obeying its command with a gait at another speed.
+    nominal speed with regular steps: open-loop servos do not walk a plan at its speed (the 0.10 m/s
+    plan is walked at 0.12, the 0.25 at 0.22), and a command is paired with the clip nearest in
+    speed, so a mismatch would make the style check compare a policy obeying its command with a gait
+    at another speed; and a plan walked at the right speed only by stumbling into a double step now
+    and then (:func:`steps_regularly`) would ask the policy for a gait unlike the other clips'.
 
     The generator's plan speed is searched over ``PLAN_SPEED_FACTORS`` × nominal (nearest the
     proportional guess first; the response is not monotonic) until the measured speed is within
-    ``SPEED_TOLERANCE``, else the closest is kept; plans the robot falls from are skipped. The clip
-    keeps its name and nominal speed; ``meta["tracked"]["plan_speed"]`` records the plan used. Clips
-    without generator parameters (retargeted motion) and standing clips are tracked as they are.
+    ``SPEED_TOLERANCE`` and the steps are regular, else the closest regular plan (or the closest of
+    all, when none is regular) is kept; plans the robot falls from are skipped. The clip keeps its
+    name and nominal speed; ``meta["tracked"]["plan_speed"]`` records the plan used. Clips without
+    generator parameters (retargeted motion) and standing clips are tracked as they are.
     """
     first = tracked_clip(model, spec, clip, ctrl_dt)
     nominal, measured = _along_nominal(first.meta)
-    if not clip.meta.get("params") or nominal == 0.0 or abs(measured - nominal) <= SPEED_TOLERANCE:
+
+    def badness(tracked: Clip) -> tuple[bool, float]:
+        """(irregular, |speed error|): lower is better, regularity first."""
+        irregular = not steps_regularly(tracked.meta["tracked"])
+        return irregular, abs(_along_nominal(tracked.meta)[1] - nominal)
+
+    def good_enough(score: tuple[bool, float]) -> bool:
+        return not score[0] and score[1] <= SPEED_TOLERANCE
+
+    best, best_score, best_plan = first, badness(first), nominal
+    if not clip.meta.get("params") or nominal == 0.0 or good_enough(best_score):
         return first
     guess = nominal * nominal / measured if measured * nominal > 0 else nominal
-    best, best_err, best_plan = first, abs(measured - nominal), nominal
     for factor in sorted(PLAN_SPEED_FACTORS, key=lambda f: abs(f * nominal - guess)):
         plan_speed = float(factor * nominal)
         try:
             tracked = tracked_clip(model, spec, replanned_clip(model, spec, clip, plan_speed), ctrl_dt)
         except ValueError:
             continue
-        err = abs(_along_nominal(tracked.meta)[1] - nominal)
-        if err < best_err:
-            best, best_err, best_plan = tracked, err, plan_speed
-        if best_err <= SPEED_TOLERANCE:
+        score = badness(tracked)
+        if score < best_score:
+            best, best_score, best_plan = tracked, score, plan_speed
+        if good_enough(best_score):
             break
     meta = dict(best.meta)
     meta.update(nominal_speed=first.meta["nominal_speed"], nominal_lateral_speed=first.meta["nominal_lateral_speed"],
@@ -142,7 +197,8 @@ def tracked_dataset(model: mujoco.MjModel, spec: Any, dataset: MotionDataset,
             m = clips[-1].meta
             print(f"  tracked {i + 1}/{len(dataset.clips)} {clip.name}: measured speed "
                   f"{m['speed']:+.3f}, {m['lateral_speed']:+.3f} m/s (nominal {m['nominal_speed']}, "
-                  f"{m['nominal_lateral_speed']}; plan {m['tracked'].get('plan_speed', 'as given')})", file=sys.stderr)
+                  f"{m['nominal_lateral_speed']}; plan {m['tracked'].get('plan_speed', 'as given')}; "
+                  f"alternation {m['tracked']['alternation']:.2f})", file=sys.stderr)
     metadata = dict(dataset.metadata)
     metadata.update(tracked=True, tracker_version=TRACKER_VERSION, ctrl_dt=ctrl_dt)
     return MotionDataset(clips=clips, joint_names=tuple(spec.joint_names), fps=1.0 / ctrl_dt, metadata=metadata)
