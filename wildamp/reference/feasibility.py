@@ -352,6 +352,19 @@ def saturation(spec, joint_pos: np.ndarray, margin: float) -> tuple[float, list[
     return float(near.any(axis=1).mean()), names
 
 
+def foot_loads(spec, trace: TrackingTrace) -> np.ndarray:
+    """(K, 2) normal force (N) on each foot (left, right): the sum over its pads."""
+    return np.stack([trace.foot_forces[:, [i for i, g in enumerate(spec.foot_geoms) if g.startswith(s)]].sum(axis=1)
+                     for s in ("left", "right")], axis=1)
+
+
+def weight_bearing(loads: np.ndarray, mass: float, thresholds: FeasibilityThresholds | None = None) -> np.ndarray:
+    """Whether each foot's load (:func:`foot_loads`) is at least ``contact_force_fraction`` of the
+    robot's weight (``mass`` kg): the foot bears weight and no longer slides freely."""
+    th = thresholds or FeasibilityThresholds()
+    return loads >= th.contact_force_fraction * mass * 9.81
+
+
 def evaluate_trace(spec, clip: Clip, trace: TrackingTrace, mass: float,
                    thresholds: FeasibilityThresholds | None = None) -> ClipReport:
     """Compute the gate's metrics from a tracking trace and decide pass/fail."""
@@ -364,9 +377,8 @@ def evaluate_trace(spec, clip: Clip, trace: TrackingTrace, mass: float,
     joint_rmse = float(np.sqrt(np.mean(err ** 2)))
     per_joint = {nme: float(np.sqrt(np.mean(err[:, j] ** 2))) for j, nme in enumerate(spec.joint_names)}
 
-    foot_f = np.stack([trace.foot_forces[:, [i for i, g in enumerate(spec.foot_geoms) if g.startswith(s)]].sum(axis=1)
-                       for s in ("left", "right")], axis=1)
-    bearing = foot_f >= th.contact_force_fraction * mg
+    foot_f = foot_loads(spec, trace)
+    bearing = weight_bearing(foot_f, mass, th)
     # Stance = bearing weight now and at the previous control step: the touchdown sample itself
     # (an impact) is not stance yet, sliding after it is.
     loaded = bearing & np.concatenate([np.zeros((1, 2), dtype=bool), bearing[:-1]], axis=0)

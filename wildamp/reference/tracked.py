@@ -29,7 +29,7 @@ import numpy as np
 
 from wildamp import quat
 from wildamp.reference.clip import Clip, MotionDataset, command_speed
-from wildamp.reference.feasibility import DEFAULT_CTRL_DT, FeasibilityThresholds, TrackingTrace, track_clip
+from wildamp.reference.feasibility import DEFAULT_CTRL_DT, TrackingTrace, foot_loads, track_clip, weight_bearing
 
 #: Bumped when the tracked data would change for the same source (derived files are regenerated).
 TRACKER_VERSION = 3
@@ -60,8 +60,8 @@ def tracked_clip(model: mujoco.MjModel, spec: Any, clip: Clip, ctrl_dt: float = 
         raise ValueError(f"clip {clip.name!r}: the PD-tracked robot {what}; it has no tracked version "
                          f"(run `wildamp reference check` on the dataset for the gate's report)")
     qpos = trace.qpos
-    trace_gait_metrics = trace_gait(model, spec, trace)
-    skip = min(int(round(SPEED_SKIP_SECONDS / ctrl_dt)), qpos.shape[0] // 2)
+    stepping = trace_gait(model, spec, trace)
+    skip = _walking_start(qpos.shape[0], ctrl_dt)
     seconds = (qpos.shape[0] - 1 - skip) * ctrl_dt
     vx, vy = (qpos[-1, :2] - qpos[skip, :2]) / seconds
     nominal_fwd, nominal_lat = command_speed(clip)
@@ -75,7 +75,7 @@ def tracked_clip(model: mujoco.MjModel, spec: Any, clip: Clip, ctrl_dt: float = 
                 nominal_speed=nominal_fwd, nominal_lateral_speed=nominal_lat,
                 tracked={"source_clip": clip.name, "ctrl_dt": ctrl_dt, "ctrl_lead": trace.ctrl_lead,
                          "tracker_version": TRACKER_VERSION,
-                         **{k: round(trace_gait_metrics[k], 4) for k in GAIT_SUMMARY_KEYS}})
+                         **{k: round(stepping[k], 4) for k in GAIT_SUMMARY_KEYS}})
     out = Clip(name=clip.name, fps=1.0 / ctrl_dt, root_pos=qpos[:, :3], root_quat=quat.make_sign_continuous(qpos[:, 3:7]),
                joint_pos=trace.joint_pos, joint_names=tuple(spec.joint_names), source=f"tracked:{clip.source}",
                meta=meta)
@@ -83,33 +83,30 @@ def tracked_clip(model: mujoco.MjModel, spec: Any, clip: Clip, ctrl_dt: float = 
     return out
 
 
+def _walking_start(num_frames: int, dt: float) -> int:
+    """First frame after the start from rest (``SPEED_SKIP_SECONDS``, at most half the run)."""
+    return min(int(round(SPEED_SKIP_SECONDS / dt)), num_frames // 2)
+
+
 def trace_gait(model: mujoco.MjModel, spec: Any, trace: TrackingTrace,
                min_swing_seconds: float | None = None) -> dict[str, float]:
-    """:func:`wildamp.gait.gait_metrics` of a tracking run after its first ``SPEED_SKIP_SECONDS``.
+    """:func:`wildamp.gait.gait_metrics` of a tracking run after its start from rest.
 
-    A foot is down while its pads carry the feasibility gate's weight-bearing force
-    (``FeasibilityThresholds.contact_force_fraction`` of the robot's weight); ``min_swing_seconds``
-    None keeps the metrics' own debouncing of unloading blips (0 reads the raw force contact).
+    A foot is down while it bears weight as the feasibility gate counts it
+    (:func:`wildamp.reference.feasibility.weight_bearing`); ``min_swing_seconds`` None keeps the
+    metrics' own debouncing of unloading blips (0 reads the raw force contact).
     """
+    from wildamp.features import FrameIds
+    from wildamp.features.replay import mj_frames
     from wildamp.gait import gait_metrics
-    from wildamp.physics import geom_ids
-    from wildamp.robot import PADS_OF_FOOT
 
-    weight = float(np.sum(model.body_mass)) * -float(model.opt.gravity[2])
-    threshold = FeasibilityThresholds().contact_force_fraction * weight
-    foot_force = np.stack([trace.foot_forces[:, list(p)].sum(1) for p in PADS_OF_FOOT], axis=1)
-    data = mujoco.MjData(model)
-    pads = np.empty((len(trace.qpos), len(spec.foot_geoms), 3))
-    pad_ids = geom_ids(model, spec.foot_geoms)
-    for k, q in enumerate(trace.qpos):
-        data.qpos[:] = q
-        mujoco.mj_kinematics(model, data)
-        pads[k] = data.geom_xpos[pad_ids]
+    contact = weight_bearing(foot_loads(spec, trace), float(np.sum(model.body_mass)))
+    pads = np.asarray(mj_frames(model, FrameIds.from_model(model, spec), trace.qpos).pad_pos)
     mask = np.zeros((len(trace.qpos), 1), bool)
-    mask[min(int(round(SPEED_SKIP_SECONDS / trace.dt)), len(mask) // 2):] = True
+    mask[_walking_start(len(mask), trace.dt):] = True
     forward = np.gradient(trace.qpos[:, 0], trace.dt)[:, None]
     kwargs = {} if min_swing_seconds is None else {"min_swing_seconds": min_swing_seconds}
-    return gait_metrics((foot_force > threshold)[:, None, :], pads[:, None], forward, mask, trace.dt, **kwargs)
+    return gait_metrics(contact[:, None, :], pads[:, None], forward, mask, trace.dt, **kwargs)
 
 
 def steps_regularly(gait: dict[str, float]) -> bool:
